@@ -1,0 +1,33 @@
+/* CURVE key files. A peer NAME has NAME.key (its Z85 secret key, one line, mode 0600) and
+ * NAME.pub (its Z85 public key, one line). An allowlist is a directory of .pub files, one per
+ * admitted peer, named after it. A secret key file that group or others can read is refused. */
+#ifndef EF_KEYS_H
+#define EF_KEYS_H
+
+#include "errors.h"
+
+#define KEYS_Z85_LEN 40 /* a 32-byte key in Z85 */
+
+typedef struct {
+    char public_z85[KEYS_Z85_LEN + 1];
+    char secret_z85[KEYS_Z85_LEN + 1];
+} keys_pair;
+
+/* Write DIR/NAME.key (0600) and DIR/NAME.pub. NAME is [A-Za-z0-9._-]{1,64}. Refuses to
+ * overwrite either file (EF_EEXIST, nothing written). Returns 0 or EF_E*, with em filled. */
+int keys_generate(const char *dir, const char *name, keys_pair *out, ef_errmsg *em);
+
+/* Load a secret key file and derive its public key. EF_EKEYPERM if the file is readable by
+ * group or others; EF_ENOENT; EF_EKEY if it is not one Z85 key. */
+int keys_load_pair(const char *secret_path, keys_pair *out, ef_errmsg *em);
+
+/* Load a .pub file (one Z85 public key). EF_ENOENT, EF_EKEY. */
+int keys_load_public(const char *path, char out[KEYS_Z85_LEN + 1], ef_errmsg *em);
+
+/* 1 if DIR holds a .pub file whose key equals the 32-byte binary key `key`; its name (file name
+ * without .pub) goes into name_out when it is not NULL. Reads the directory on every call, so a
+ * removed file revokes at once. 0 when absent or the directory is unreadable. */
+int keys_allowlist_find(const char *dir, const unsigned char key[32], char *name_out,
+                        size_t name_cap);
+
+#endif

@@ -1,0 +1,77 @@
+/* ZeroMQ sockets with CURVE always on, bound to a libuv loop. There is no plaintext mode: every
+ * socket made here is a CURVE server (bind) or a CURVE client (connect). Bound sockets name a
+ * ZAP domain; the transport's ZAP handler (RFC 27) admits a client only if its public key is in
+ * the allowlist directory registered for that domain. Sockets join the loop through ZMQ_FD and
+ * uv_poll, and drain while ZMQ_EVENTS says readable (the fd is edge-triggered, and a send can
+ * consume the edge, so readiness is also re-checked once per loop iteration).
+ * Everything here runs on the loop's thread only. */
+#ifndef EF_TRANSPORT_H
+#define EF_TRANSPORT_H
+
+#include "codec.h"
+#include "errors.h"
+#include "keys.h"
+
+#include <stddef.h>
+#include <uv.h>
+#include <zmq.h>
+
+typedef struct transport transport; /* zmq context + ZAP handler, owned by one loop */
+typedef struct tsock tsock;         /* one ZeroMQ socket on that loop */
+
+/* Called for each complete multipart message. For ROUTER the first frame is the peer's routing
+ * id. The frames are valid only during the call. */
+typedef void (*tsock_recv_fn)(tsock *s, zmq_msg_t *frames, size_t n_frames, void *user);
+
+typedef struct {
+    int type;                  /* ZMQ_ROUTER, ZMQ_DEALER, ZMQ_PUB or ZMQ_SUB */
+    const char *endpoint;      /* "tcp://127.0.0.1:7700" */
+    int bind;                  /* 1 = bind as CURVE server, 0 = connect as CURVE client */
+    const keys_pair *keys;     /* this side's key pair (copied) */
+    const char *server_public; /* connect: the server's Z85 public key */
+    const char *zap_domain;    /* bind: allowlist domain given to transport_allow_dir */
+    const char *routing_id;    /* DEALER: identity the ROUTER sees (NULL = random) */
+    size_t max_msg_size;       /* 0 = CODEC_MAX_FRAME_DEFAULT */
+    int sndhwm;                /* 0 = default (see transport.c) */
+    int rcvhwm;                /* 0 = default */
+    tsock_recv_fn on_recv;     /* may be NULL for PUB */
+    void *user;
+} tsock_params;
+
+/* New transport on loop. NULL on failure. */
+transport *transport_new(uv_loop_t *loop);
+/* Closes every socket still open, stops the ZAP handler, terminates the context. NULL-safe. */
+void transport_destroy(transport **t_p);
+
+/* Admit peers whose public keys are .pub files in dir on sockets bound with zap_domain. The
+ * directory is read at every new connection: removing a file revokes that key for the next
+ * connection, with no restart. Returns 0, EF_EINVAL, EF_ENOMEM. */
+int transport_allow_dir(transport *t, const char *zap_domain, const char *dir);
+
+/* Open, configure (CURVE, limits, linger, HWM, reconnect), bind or connect, and start polling.
+ * NULL on failure with em saying why (bad endpoint, address in use, bad key). */
+tsock *tsock_new(transport *t, const tsock_params *p, ef_errmsg *em);
+/* Stop polling and close the socket (linger applies); memory is freed in the uv close
+ * callback. NULL-safe; sets *s_p = NULL. */
+void tsock_destroy(tsock **s_p);
+
+/* Send one message without blocking: [peer_id] + payload. peer_id is required for ROUTER and
+ * ignored otherwise. Returns 0; EF_EBUSY when the peer's queue is at its high-water mark;
+ * EF_ENOTCONN when a ROUTER has no such peer; EF_EZMQ otherwise. */
+int tsock_send(tsock *s, const void *peer_id, size_t peer_len, const void *buf, size_t len);
+
+/* Encode env with the codec and tsock_send it. Same returns, plus codec errors. */
+int tsock_send_env(tsock *s, const void *peer_id, size_t peer_len, envelope *env);
+
+/* SUB: subscribe to a topic prefix ("" = all). */
+int tsock_subscribe(tsock *s, const char *prefix);
+
+/* The raw libzmq socket, for tests and socket monitors. Do not close it. */
+void *tsock_zmq(tsock *s);
+
+/* Apply edgefleet's CURVE client options and limits to a plain libzmq socket (libedgefleet's
+ * blocking client uses this so its sockets match the daemons'). Returns 0 or EF_EZMQ/EF_EKEY. */
+int transport_setup_client_socket(void *zsock, const keys_pair *keys, const char *server_public,
+                                  size_t max_msg_size);
+
+#endif
