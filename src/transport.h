@@ -19,8 +19,10 @@
 typedef struct transport transport; /* zmq context + ZAP handler, owned by one loop */
 typedef struct tsock tsock;         /* one ZeroMQ socket on that loop */
 
-/* Called for each complete multipart message. For ROUTER the first frame is the peer's routing
- * id. The frames are valid only during the call. */
+/* Called for each complete multipart message (at most 8 frames; longer ones are dropped with a
+ * warning). For ROUTER the first frame is the peer's routing id; zmq_msg_gets(&frames[i],
+ * "User-Id") gives the peer's "<allowlist dir basename>/<key name>" on a bound socket. The frames
+ * are valid only during the call; the callback may destroy s or send on any socket. */
 typedef void (*tsock_recv_fn)(tsock *s, zmq_msg_t *frames, size_t n_frames, void *user);
 
 typedef struct {
@@ -40,12 +42,17 @@ typedef struct {
 
 /* New transport on loop. NULL on failure. */
 transport *transport_new(uv_loop_t *loop);
-/* Closes every socket still open, stops the ZAP handler, terminates the context. NULL-safe. */
+/* Closes every socket still open, stops the ZAP handler, terminates the context (waiting up to
+ * each socket's linger, 500 ms, for queued output). Every tsock of t is invalid afterwards: do
+ * not tsock_destroy them. Handle memory is freed in uv close callbacks, so run the loop once more
+ * (e.g. uv_run(loop, UV_RUN_NOWAIT)) before uv_loop_close. NULL-safe; sets *t_p = NULL. */
 void transport_destroy(transport **t_p);
 
-/* Admit peers whose public keys are .pub files in dir on sockets bound with zap_domain. The
+/* Admit peers whose public keys are .pub files in dir on sockets bound with zap_domain. May be
+ * called several times per domain (e.g. allow/clients and allow/operators for "clients"). The
  * directory is read at every new connection: removing a file revokes that key for the next
- * connection, with no restart. Returns 0, EF_EINVAL, EF_ENOMEM. */
+ * connection, with no restart (live connections stay up). A dir that does not exist yet is
+ * accepted with a warning. Returns 0, EF_EINVAL, EF_ENOMEM. */
 int transport_allow_dir(transport *t, const char *zap_domain, const char *dir);
 
 /* Open, configure (CURVE, limits, linger, HWM, reconnect), bind or connect, and start polling.
@@ -55,9 +62,11 @@ tsock *tsock_new(transport *t, const tsock_params *p, ef_errmsg *em);
  * callback. NULL-safe; sets *s_p = NULL. */
 void tsock_destroy(tsock **s_p);
 
-/* Send one message without blocking: [peer_id] + payload. peer_id is required for ROUTER and
- * ignored otherwise. Returns 0; EF_EBUSY when the peer's queue is at its high-water mark;
- * EF_ENOTCONN when a ROUTER has no such peer; EF_EZMQ otherwise. */
+/* Send one message without blocking: [peer_id] + payload. peer_id is the routing id for ROUTER
+ * (required) and the topic frame for PUB (optional: NULL sends the payload alone); ignored for
+ * DEALER. Returns 0; EF_EBUSY when the peer's queue is at its high-water mark (or a DEALER has
+ * nowhere to queue); EF_ENOTCONN when a ROUTER has no such peer; EF_ETOOBIG when len exceeds the
+ * socket's max_msg_size; EF_EINVAL; EF_EZMQ otherwise. */
 int tsock_send(tsock *s, const void *peer_id, size_t peer_len, const void *buf, size_t len);
 
 /* Encode env with the codec and tsock_send it. Same returns, plus codec errors. */
@@ -66,7 +75,7 @@ int tsock_send_env(tsock *s, const void *peer_id, size_t peer_len, envelope *env
 /* SUB: subscribe to a topic prefix ("" = all). */
 int tsock_subscribe(tsock *s, const char *prefix);
 
-/* The raw libzmq socket, for tests and socket monitors. Do not close it. */
+/* The raw libzmq socket, for tests and socket monitors. Do not close it. NULL once destroyed. */
 void *tsock_zmq(tsock *s);
 
 /* Apply edgefleet's CURVE client options and limits to a plain libzmq socket (libedgefleet's

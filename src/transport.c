@@ -1,0 +1,598 @@
+/* ZeroMQ transport: one zmq context per transport, CURVE on every socket, and an RFC 27 ZAP
+ * handler (a REP socket on inproc://zeromq.zap.01 in that context) that admits a client only if
+ * its public key is a .pub file in an allowlist directory registered for the socket's domain.
+ * Every socket, the ZAP handler included, is a tsock polled on the transport's libuv loop, and
+ * everything here runs on that loop's thread. */
+#include "transport.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ZMQ_ZAP_ENFORCE_DOMAIN sits in zmq.h's draft section in libzmq 4.3.4, yet the library accepts
+ * and honours it without the draft API (checked: with it set, a CURVE server whose context has
+ * no ZAP handler refuses every client instead of falling back to "encrypt but admit anyone").
+ * We set it on every bound socket AND bind the ZAP handler in transport_new, before any tsock
+ * can exist, so a bound socket never accepts an unauthenticated peer even if a libzmq rejects
+ * the option. */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+
+/* Frames per message: ours have at most a routing id or topic plus one envelope, so 8 is
+ * generous; a peer sending more is misbehaving and its message is dropped, not buffered. A ZAP
+ * request (from our own libzmq) has 6 to 8 frames depending on the mechanism. */
+#define TSOCK_MAX_FRAMES 8
+#define ZAP_MAX_FRAMES   16
+
+/* Messages handled per socket per wake-up before yielding to the rest of the loop (timers,
+ * heartbeats, other sockets); an idle handle keeps the loop spinning until the backlog is gone. */
+#define TSOCK_DRAIN_BATCH 256
+
+/* Pending outbound messages get half a second at close: enough for a final reply or Error to
+ * leave on a healthy link, short enough that a dead peer can never hang shutdown (libzmq's
+ * default of -1 waits forever in zmq_ctx_term). */
+#define TSOCK_LINGER_MS 500
+
+/* Queue depth per peer, in messages. Token chunks are well under 1 KB, so 1000 is a few hundred
+ * KB per peer in practice and absorbs bursts; a peer that stops reading then makes sends fail
+ * with EF_EBUSY (senders never block) instead of growing our memory without bound. */
+#define TSOCK_HWM_DEFAULT 1000
+
+/* First reconnect after 100 ms (a blip heals almost at once), then exponential backoff capped
+ * at 5 s so a fleet of boards does not hammer a restarting coordinator, and each board is back
+ * within 5 s of it returning. */
+#define TSOCK_RECONNECT_IVL_MS     100
+#define TSOCK_RECONNECT_IVL_MAX_MS 5000
+
+/* A connection must finish the CURVE handshake (four small commands) within 5 s, or it is
+ * dropped: slow boards manage that easily, and half-open or stalled peers (or someone speaking
+ * the wrong mechanism) stop holding resources after 5 s instead of libzmq's default 30 s. */
+#define TSOCK_HANDSHAKE_IVL_MS 5000
+
+/* ZMTP PING every 2 s, connection closed after 6 s without traffic. Without it a half-open TCP
+ * link (board lost power, NAT forgot us) lives for minutes of TCP retransmits: a ROUTER keeps
+ * the stale pipe and refuses the board's reconnect under the same routing id, and a DEALER
+ * queues into a dead pipe instead of reconnecting. */
+#define TSOCK_HEARTBEAT_IVL_MS     2000
+#define TSOCK_HEARTBEAT_TIMEOUT_MS 6000
+
+typedef struct {
+    char *domain;
+    char *dir;
+    char *label; /* basename of dir: the "operators" in User-Id "operators/alice" */
+} allow_entry;
+
+struct transport {
+    uv_loop_t *loop;
+    void *ctx;
+    tsock *zap;     /* the ZAP handler's REP socket */
+    tsock *sockets; /* every open tsock (the ZAP handler included), newest first */
+    allow_entry *allow;
+    size_t n_allow;
+};
+
+struct tsock {
+    transport *t;
+    void *zsock;
+    int type;
+    size_t max_frames;
+    size_t max_msg_size;
+    tsock_recv_fn on_recv;
+    void *user;
+    uv_poll_t poll;       /* ZMQ_FD readable: something happened, check ZMQ_EVENTS */
+    uv_prepare_t prepare; /* re-check ZMQ_EVENTS before the loop blocks: a send can eat the edge */
+    uv_idle_t idle;       /* running only while a drain batch left messages behind */
+    int handles_open;     /* close callbacks still to come; memory freed at 0 */
+    int closing;
+    tsock *prev, *next;
+    char endpoint[128]; /* for log lines */
+};
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+static int zmq_fail(ef_errmsg *em, const char *what, const char *endpoint)
+{
+    int e = zmq_errno();
+    return errmsg_set(em, EF_EZMQ, "%s %s: %s", what, endpoint ? endpoint : "", zmq_strerror(e));
+}
+
+static int set_int(void *zsock, int option, int value)
+{
+    return zmq_setsockopt(zsock, option, &value, sizeof value);
+}
+
+/* 1 if text is one valid 40-character Z85 key. */
+static int z85_ok(const char *text)
+{
+    uint8_t bin[32];
+    return text && strlen(text) == KEYS_Z85_LEN && zmq_z85_decode(bin, text) != NULL;
+}
+
+/* ---- socket options shared by tsock_new and the blocking client ------------------------------ */
+
+static int configure_limits(void *zsock, size_t max_msg_size, int sndhwm, int rcvhwm)
+{
+    int64_t max = (int64_t)(max_msg_size ? max_msg_size : CODEC_MAX_FRAME_DEFAULT);
+    int type = 0;
+    size_t type_len = sizeof type;
+    if (zmq_setsockopt(zsock, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0 ||
+        set_int(zsock, ZMQ_LINGER, TSOCK_LINGER_MS) != 0 ||
+        set_int(zsock, ZMQ_SNDHWM, sndhwm > 0 ? sndhwm : TSOCK_HWM_DEFAULT) != 0 ||
+        set_int(zsock, ZMQ_RCVHWM, rcvhwm > 0 ? rcvhwm : TSOCK_HWM_DEFAULT) != 0 ||
+        set_int(zsock, ZMQ_RECONNECT_IVL, TSOCK_RECONNECT_IVL_MS) != 0 ||
+        set_int(zsock, ZMQ_RECONNECT_IVL_MAX, TSOCK_RECONNECT_IVL_MAX_MS) != 0 ||
+        set_int(zsock, ZMQ_HANDSHAKE_IVL, TSOCK_HANDSHAKE_IVL_MS) != 0 ||
+        set_int(zsock, ZMQ_HEARTBEAT_IVL, TSOCK_HEARTBEAT_IVL_MS) != 0 ||
+        set_int(zsock, ZMQ_HEARTBEAT_TIMEOUT, TSOCK_HEARTBEAT_TIMEOUT_MS) != 0 ||
+        zmq_getsockopt(zsock, ZMQ_TYPE, &type, &type_len) != 0)
+        return EF_EZMQ;
+    /* A ROUTER silently drops a message for an unknown or gone peer by default; mandatory makes
+     * the send fail (EHOSTUNREACH -> EF_ENOTCONN) so the caller can fail the request over. */
+    if (type == ZMQ_ROUTER && set_int(zsock, ZMQ_ROUTER_MANDATORY, 1) != 0)
+        return EF_EZMQ;
+    return 0;
+}
+
+static int configure_curve_client(void *zsock, const keys_pair *keys, const char *server_public)
+{
+    if (!keys || !z85_ok(keys->public_z85) || !z85_ok(keys->secret_z85) || !z85_ok(server_public))
+        return EF_EKEY;
+    if (zmq_setsockopt(zsock, ZMQ_CURVE_SERVERKEY, server_public, KEYS_Z85_LEN) != 0 ||
+        zmq_setsockopt(zsock, ZMQ_CURVE_PUBLICKEY, keys->public_z85, KEYS_Z85_LEN) != 0 ||
+        zmq_setsockopt(zsock, ZMQ_CURVE_SECRETKEY, keys->secret_z85, KEYS_Z85_LEN) != 0)
+        return EF_EZMQ;
+    return 0;
+}
+
+int transport_setup_client_socket(void *zsock, const keys_pair *keys, const char *server_public,
+                                  size_t max_msg_size)
+{
+    if (!zsock)
+        return EF_EINVAL;
+    int rc = configure_curve_client(zsock, keys, server_public);
+    return rc != 0 ? rc : configure_limits(zsock, max_msg_size, 0, 0);
+}
+
+static int configure_curve_server(void *zsock, const keys_pair *keys, const char *zap_domain)
+{
+    if (!keys || !z85_ok(keys->secret_z85))
+        return EF_EKEY;
+    if (set_int(zsock, ZMQ_CURVE_SERVER, 1) != 0 ||
+        zmq_setsockopt(zsock, ZMQ_CURVE_SECRETKEY, keys->secret_z85, KEYS_Z85_LEN) != 0 ||
+        zmq_setsockopt(zsock, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain)) != 0)
+        return EF_EZMQ;
+    if (set_int(zsock, ZMQ_ZAP_ENFORCE_DOMAIN, 1) != 0)
+        log_debug("ZMQ_ZAP_ENFORCE_DOMAIN not supported; the ZAP handler is always bound first");
+    return 0;
+}
+
+/* ---- polling on the loop --------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    tsock *s = h->data;
+    if (--s->handles_open == 0)
+        free(s);
+}
+
+/* Receive one whole multipart message and hand it to on_recv. Returns 1 if a message was
+ * taken off the socket (delivered or dropped), 0 if none was ready. */
+static int recv_one(tsock *s)
+{
+    zmq_msg_t frames[ZAP_MAX_FRAMES];
+    size_t n = 0, total = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t spare;
+        zmq_msg_t *m = n < s->max_frames ? &frames[n] : &spare;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, s->zsock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(m); /* EAGAIN on the first frame; parts of a message arrive together */
+            break;
+        }
+        more = zmq_msg_more(m);
+        total++;
+        if (m == &spare)
+            zmq_msg_close(m);
+        else
+            n++;
+    }
+    if (total > n)
+        log_warn("%s: dropped a %zu-frame message (limit %zu frames)", s->endpoint, total,
+                 s->max_frames);
+    else if (n > 0 && s->on_recv)
+        s->on_recv(s, frames, n, s->user);
+    for (size_t i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+    return total > 0;
+}
+
+/* An active idle handle only keeps the loop from blocking in poll; the prepare handle drains. */
+static void on_idle(uv_idle_t *h) { (void)h; }
+
+/* Deliver messages while ZMQ_EVENTS says readable. The callback may destroy this socket (or the
+ * whole transport): memory stays valid until the close callbacks, and `closing` stops us. */
+static void drain(tsock *s)
+{
+    for (int batch = 0; !s->closing; batch++) {
+        int events = 0;
+        size_t len = sizeof events;
+        if (zmq_getsockopt(s->zsock, ZMQ_EVENTS, &events, &len) != 0 || !(events & ZMQ_POLLIN)) {
+            uv_idle_stop(&s->idle);
+            return;
+        }
+        if (batch == TSOCK_DRAIN_BATCH) {
+            uv_idle_start(&s->idle, on_idle);
+            return;
+        }
+        if (!recv_one(s)) {
+            uv_idle_stop(&s->idle);
+            return;
+        }
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    tsock *s = h->data;
+    if (status < 0)
+        log_warn("%s: poll: %s", s->endpoint, uv_strerror(status));
+    drain(s);
+}
+
+static void on_prepare(uv_prepare_t *h) { drain(h->data); }
+
+/* Put an already configured zmq socket on t's loop. On failure the socket is left to the
+ * caller. */
+static tsock *attach(transport *t, void *zsock, const char *endpoint, size_t max_frames,
+                     ef_errmsg *em)
+{
+    zmq_fd_t fd;
+    size_t fd_len = sizeof fd;
+    int type = 0;
+    size_t type_len = sizeof type;
+    if (zmq_getsockopt(zsock, ZMQ_FD, &fd, &fd_len) != 0 ||
+        zmq_getsockopt(zsock, ZMQ_TYPE, &type, &type_len) != 0) {
+        zmq_fail(em, "getsockopt", endpoint);
+        return NULL;
+    }
+    tsock *s = calloc(1, sizeof *s);
+    if (!s) {
+        errmsg_set(em, EF_ENOMEM, "%s: out of memory", endpoint);
+        return NULL;
+    }
+    int rc = uv_poll_init(t->loop, &s->poll, fd);
+    if (rc != 0) {
+        free(s);
+        errmsg_set(em, EF_EIO, "%s: uv_poll_init: %s", endpoint, uv_strerror(rc));
+        return NULL;
+    }
+    uv_prepare_init(t->loop, &s->prepare);
+    uv_idle_init(t->loop, &s->idle);
+    s->poll.data = s->prepare.data = s->idle.data = s;
+    s->handles_open = 3;
+    s->t = t;
+    s->zsock = zsock;
+    s->type = type;
+    s->max_frames = max_frames;
+    snprintf(s->endpoint, sizeof s->endpoint, "%s", endpoint);
+    uv_poll_start(&s->poll, UV_READABLE, on_poll);
+    uv_prepare_start(&s->prepare, on_prepare);
+    s->next = t->sockets;
+    if (t->sockets)
+        t->sockets->prev = s;
+    t->sockets = s;
+    return s;
+}
+
+/* Stop polling before the fd goes away, then close the zmq socket; memory goes in the uv close
+ * callbacks. */
+static void tsock_close(tsock *s)
+{
+    if (s->closing)
+        return;
+    s->closing = 1;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->t->sockets = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
+    uv_close((uv_handle_t *)&s->idle, on_handle_closed);
+    zmq_close(s->zsock);
+    s->zsock = NULL;
+}
+
+/* ---- ZAP handler (RFC 27) -------------------------------------------------------------------- */
+
+/* Frame as a printable C string for logs and comparisons (non-printables become '?'). */
+static void frame_text(const zmq_msg_t *m, char *out, size_t cap)
+{
+    size_t n = zmq_msg_size((zmq_msg_t *)m);
+    const unsigned char *p = zmq_msg_data((zmq_msg_t *)m);
+    if (n > cap - 1)
+        n = cap - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+    out[n] = '\0';
+}
+
+/* 1 and User-Id "<dir basename>/<key name>" when key is in an allowlist dir of domain. The
+ * directories are read now, so a removed .pub revokes at the next connection. */
+static int zap_lookup(const transport *t, const char *domain, const unsigned char key[32],
+                      char *user_id, size_t cap)
+{
+    for (size_t i = 0; i < t->n_allow; i++) {
+        char name[128];
+        if (strcmp(t->allow[i].domain, domain) == 0 &&
+            keys_allowlist_find(t->allow[i].dir, key, name, sizeof name)) {
+            snprintf(user_id, cap, "%s/%s", t->allow[i].label, name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Request frames: version, request id, domain, address, routing id, mechanism, credentials...
+ * Reply frames: version, request id, status code, status text, user id, metadata. The REP
+ * socket must answer every request, so malformed ones get 500 rather than silence. */
+static void zap_on_request(tsock *s, zmq_msg_t *f, size_t n, void *user)
+{
+    const transport *t = user;
+    char version[8] = "", domain[256] = "", address[64] = "", mechanism[16] = "";
+    char user_id[256] = "", client[KEYS_Z85_LEN + 1] = "-";
+    const char *status = "500", *text = "malformed ZAP request";
+    if (n >= 6) {
+        frame_text(&f[0], version, sizeof version);
+        frame_text(&f[2], domain, sizeof domain);
+        frame_text(&f[3], address, sizeof address);
+        frame_text(&f[5], mechanism, sizeof mechanism);
+    }
+    if (n >= 6 && strcmp(version, "1.0") == 0) {
+        int curve = strcmp(mechanism, "CURVE") == 0 && n == 7 && zmq_msg_size(&f[6]) == 32;
+        const unsigned char *key = curve ? zmq_msg_data(&f[6]) : NULL;
+        if (curve)
+            zmq_z85_encode(client, key, 32); /* a public key: fine to log, helps provisioning */
+        if (curve && zap_lookup(t, domain, key, user_id, sizeof user_id)) {
+            status = "200";
+            text = "OK";
+        } else {
+            status = "400";
+            text = curve ? "key not in allowlist" : "CURVE required";
+            log_warn("refused connection on domain \"%s\" from %s: %s (mechanism %s, key %s)",
+                     domain, address, text, mechanism, client);
+        }
+    }
+    const void *request_id = n >= 2 ? zmq_msg_data(&f[1]) : "";
+    size_t request_id_len = n >= 2 ? zmq_msg_size(&f[1]) : 0;
+    if (zmq_send(s->zsock, "1.0", 3, ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zsock, request_id, request_id_len, ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zsock, status, 3, ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zsock, text, strlen(text), ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zsock, user_id, strlen(user_id), ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zsock, "", 0, 0) < 0)
+        log_error("ZAP reply: %s", zmq_strerror(zmq_errno()));
+}
+
+/* ---- transport ------------------------------------------------------------------------------- */
+
+transport *transport_new(uv_loop_t *loop)
+{
+    if (!loop)
+        return NULL;
+    transport *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->loop = loop;
+    t->ctx = zmq_ctx_new();
+    void *rep = t->ctx ? zmq_socket(t->ctx, ZMQ_REP) : NULL;
+    ef_errmsg em = {{0}};
+    if (!rep || set_int(rep, ZMQ_LINGER, 0) != 0 || zmq_bind(rep, ZAP_ENDPOINT) != 0) {
+        log_error("ZAP handler %s: %s", ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
+    } else if ((t->zap = attach(t, rep, ZAP_ENDPOINT, ZAP_MAX_FRAMES, &em)) != NULL) {
+        t->zap->on_recv = zap_on_request;
+        t->zap->user = t;
+        return t;
+    } else {
+        log_error("%s", em.msg);
+    }
+    if (rep)
+        zmq_close(rep);
+    if (t->ctx)
+        zmq_ctx_term(t->ctx);
+    free(t);
+    return NULL;
+}
+
+void transport_destroy(transport **t_p)
+{
+    if (!t_p || !*t_p)
+        return;
+    transport *t = *t_p;
+    while (t->sockets)
+        tsock_close(t->sockets);
+    while (zmq_ctx_term(t->ctx) != 0 && zmq_errno() == EINTR) {
+    }
+    for (size_t i = 0; i < t->n_allow; i++) {
+        free(t->allow[i].domain);
+        free(t->allow[i].dir);
+        free(t->allow[i].label);
+    }
+    free(t->allow);
+    free(t);
+    *t_p = NULL;
+}
+
+/* Last path component of dir, trailing slashes ignored ("allow/operators/" -> "operators"). */
+static char *dir_label(const char *dir)
+{
+    size_t end = strlen(dir);
+    while (end > 1 && dir[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && dir[start - 1] != '/')
+        start--;
+    return strndup(dir + start, end - start);
+}
+
+int transport_allow_dir(transport *t, const char *zap_domain, const char *dir)
+{
+    if (!t || !zap_domain || !*zap_domain || !dir || !*dir)
+        return EF_EINVAL;
+    allow_entry *grown = realloc(t->allow, (t->n_allow + 1) * sizeof *grown);
+    if (!grown)
+        return EF_ENOMEM;
+    t->allow = grown;
+    allow_entry e = {strdup(zap_domain), strdup(dir), dir_label(dir)};
+    if (!e.domain || !e.dir || !e.label) {
+        free(e.domain);
+        free(e.dir);
+        free(e.label);
+        return EF_ENOMEM;
+    }
+    t->allow[t->n_allow++] = e;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        log_warn("allowlist %s for domain \"%s\" is not a directory (yet): nobody is admitted "
+                 "from it",
+                 dir, zap_domain);
+    return 0;
+}
+
+/* ---- sockets --------------------------------------------------------------------------------- */
+
+static int check_params(const tsock_params *p, ef_errmsg *em)
+{
+    const char *ep = p->endpoint ? p->endpoint : "(no endpoint)";
+    if (p->type != ZMQ_ROUTER && p->type != ZMQ_DEALER && p->type != ZMQ_PUB && p->type != ZMQ_SUB)
+        return errmsg_set(em, EF_EINVAL, "%s: socket type %d not supported", ep, p->type);
+    if (!p->endpoint || !*p->endpoint)
+        return errmsg_set(em, EF_EINVAL, "socket without an endpoint");
+    if (!p->keys || !z85_ok(p->keys->secret_z85) || !z85_ok(p->keys->public_z85))
+        return errmsg_set(em, EF_EKEY, "%s: missing or malformed key pair", ep);
+    if (p->bind && (!p->zap_domain || !*p->zap_domain))
+        return errmsg_set(em, EF_EINVAL, "%s: a bound socket needs a ZAP domain", ep);
+    if (!p->bind && !z85_ok(p->server_public))
+        return errmsg_set(em, EF_EKEY, "%s: missing or malformed server public key", ep);
+    if (p->type != ZMQ_PUB && !p->on_recv)
+        return errmsg_set(em, EF_EINVAL, "%s: on_recv is required for this socket type", ep);
+    return 0;
+}
+
+static int configure(void *z, const tsock_params *p, ef_errmsg *em)
+{
+    int rc = p->bind ? configure_curve_server(z, p->keys, p->zap_domain)
+                     : configure_curve_client(z, p->keys, p->server_public);
+    if (rc == 0)
+        rc = configure_limits(z, p->max_msg_size, p->sndhwm, p->rcvhwm);
+    if (rc == 0 && p->routing_id && *p->routing_id &&
+        zmq_setsockopt(z, ZMQ_ROUTING_ID, p->routing_id, strlen(p->routing_id)) != 0)
+        rc = EF_EZMQ;
+    if (rc == EF_EKEY)
+        return errmsg_set(em, rc, "%s: malformed key", p->endpoint);
+    if (rc != 0)
+        return zmq_fail(em, "configure", p->endpoint);
+    return 0;
+}
+
+tsock *tsock_new(transport *t, const tsock_params *p, ef_errmsg *em)
+{
+    if (!t || !p) {
+        errmsg_set(em, EF_EINVAL, "tsock_new: NULL argument");
+        return NULL;
+    }
+    if (check_params(p, em) != 0)
+        return NULL;
+    void *z = zmq_socket(t->ctx, p->type);
+    if (!z) {
+        zmq_fail(em, "zmq_socket", p->endpoint);
+        return NULL;
+    }
+    tsock *s = NULL;
+    if (configure(z, p, em) == 0) {
+        if ((p->bind ? zmq_bind(z, p->endpoint) : zmq_connect(z, p->endpoint)) != 0)
+            zmq_fail(em, p->bind ? "bind" : "connect", p->endpoint);
+        else
+            s = attach(t, z, p->endpoint, TSOCK_MAX_FRAMES, em);
+    }
+    if (!s) {
+        set_int(z, ZMQ_LINGER, 0);
+        zmq_close(z);
+        return NULL;
+    }
+    s->on_recv = p->on_recv;
+    s->user = p->user;
+    s->max_msg_size = p->max_msg_size ? p->max_msg_size : CODEC_MAX_FRAME_DEFAULT;
+    return s;
+}
+
+void tsock_destroy(tsock **s_p)
+{
+    if (!s_p || !*s_p)
+        return;
+    tsock_close(*s_p);
+    *s_p = NULL;
+}
+
+static int send_error(void)
+{
+    switch (zmq_errno()) {
+    case EAGAIN:
+        return EF_EBUSY;
+    case EHOSTUNREACH:
+        return EF_ENOTCONN;
+    default:
+        return EF_EZMQ;
+    }
+}
+
+int tsock_send(tsock *s, const void *peer_id, size_t peer_len, const void *buf, size_t len)
+{
+    if (!s || s->closing || (!buf && len > 0))
+        return EF_EINVAL;
+    if (len > s->max_msg_size)
+        return EF_ETOOBIG; /* the peer would drop the connection over it */
+    /* A multipart message is queued atomically: once the first frame is accepted, the
+     * last one cannot fail for want of room. */
+    if (s->type == ZMQ_ROUTER || (s->type == ZMQ_PUB && peer_id)) {
+        if (!peer_id || peer_len == 0)
+            return EF_EINVAL;
+        if (zmq_send(s->zsock, peer_id, peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            return send_error();
+    }
+    if (zmq_send(s->zsock, buf, len, ZMQ_DONTWAIT) < 0)
+        return send_error();
+    return 0;
+}
+
+int tsock_send_env(tsock *s, const void *peer_id, size_t peer_len, envelope *env)
+{
+    if (!s || !env)
+        return EF_EINVAL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = codec_encode(env, s->max_msg_size, &buf, &len);
+    if (rc == 0)
+        rc = tsock_send(s, peer_id, peer_len, buf, len);
+    free(buf);
+    return rc;
+}
+
+int tsock_subscribe(tsock *s, const char *prefix)
+{
+    if (!s || s->closing || s->type != ZMQ_SUB || !prefix)
+        return EF_EINVAL;
+    return zmq_setsockopt(s->zsock, ZMQ_SUBSCRIBE, prefix, strlen(prefix)) == 0 ? 0 : EF_EZMQ;
+}
+
+void *tsock_zmq(tsock *s) { return s && !s->closing ? s->zsock : NULL; }
