@@ -162,8 +162,9 @@ int scheduler_plan_split(scheduler_t *self, const char *model, uint32_t n, uint6
                          agent_id_t *agents_out, uint32_t *counts_out, size_t cap,
                          size_t *n_agents_out);
 
-/* Estimated ms until the model's queue has room: queued work (tokens) over the fleet's capacity
- * for it (sum of total_slots x speed over candidates). Always in [100, 600000]. */
+/* Suggested retry delay for a client refused with EF_EBUSY: the time the fleet needs to work
+ * off the model's queue (queued tokens over the sum of total_slots x speed of the candidates).
+ * Always in [100, 600000] ms. */
 uint32_t scheduler_retry_after_ms(scheduler_t *self, const char *model, uint64_t now_ms);
 
 /* Counts, for status and telemetry. */

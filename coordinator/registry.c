@@ -1,0 +1,390 @@
+/* The coordinator's agent table (see registry.h): a dense, growable array of agents, bounded by
+ * max_agents, looked up by linear scan (a fleet is hundreds of boards, and the scheduler walks
+ * every agent per pick anyway). Run by the coordinator's loop thread only. */
+#include "registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* An agent may declare its own heartbeat interval, but never one that would keep a dead board
+ * "live" for minutes, nor one so short that scheduling jitter kills it. */
+#define INTERVAL_MIN_MS 50u
+#define INTERVAL_MAX_MS 60000u
+
+struct registry {
+    registry_params params;
+    registry_agent *agents; /* [0, n) in use; grows by doubling up to max_agents */
+    size_t n;
+    size_t cap;
+    agent_id_t next_id;
+    double median_tps; /* cached registry_median_gen_tps */
+    bool median_dirty;
+};
+
+registry_params registry_default_params(void)
+{
+    registry_params p = {.max_agents = 1024, .heartbeat_interval_ms = 1000, .liveness = 3};
+    return p;
+}
+
+registry_t *registry_new(const registry_params *p)
+{
+    registry_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    registry_params d = registry_default_params();
+    self->params = p ? *p : d;
+    if (self->params.max_agents == 0)
+        self->params.max_agents = d.max_agents;
+    if (self->params.heartbeat_interval_ms == 0)
+        self->params.heartbeat_interval_ms = d.heartbeat_interval_ms;
+    if (self->params.liveness == 0)
+        self->params.liveness = d.liveness;
+    self->next_id = 1;
+    self->median_dirty = true;
+    return self;
+}
+
+void registry_destroy(registry_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free((*self_p)->agents);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static registry_agent *find_mut(const registry_t *self, agent_id_t id)
+{
+    for (size_t i = 0; i < self->n; i++)
+        if (self->agents[i].id == id)
+            return &self->agents[i];
+    return NULL;
+}
+
+const registry_agent *registry_get(const registry_t *self, agent_id_t id)
+{
+    return id == AGENT_ID_NONE ? NULL : find_mut(self, id);
+}
+
+agent_id_t registry_find_name(const registry_t *self, const char *name)
+{
+    for (size_t i = 0; name && i < self->n; i++)
+        if (strcmp(self->agents[i].name, name) == 0)
+            return self->agents[i].id;
+    return AGENT_ID_NONE;
+}
+
+agent_id_t registry_find_routing_id(const registry_t *self, const uint8_t *routing_id, size_t len)
+{
+    for (size_t i = 0; routing_id && i < self->n; i++) {
+        const registry_agent *a = &self->agents[i];
+        if (a->routing_id_len == len && memcmp(a->routing_id, routing_id, len) == 0)
+            return a->id;
+    }
+    return AGENT_ID_NONE;
+}
+
+size_t registry_count(const registry_t *self) { return self->n; }
+
+const registry_agent *registry_at(const registry_t *self, size_t i)
+{
+    return i < self->n ? &self->agents[i] : NULL;
+}
+
+uint64_t registry_liveness_window_ms(const registry_t *self, const registry_agent *agent)
+{
+    return (uint64_t)self->params.liveness * agent->heartbeat_interval_ms;
+}
+
+bool registry_agent_live(const registry_t *self, const registry_agent *agent, uint64_t now_ms)
+{
+    /* A clock that reads earlier than the last message (a caller mixing clocks) is "just seen"
+     * rather than an unsigned wrap that would look like an eternity of silence. */
+    if (now_ms <= agent->last_seen_ms)
+        return true;
+    return now_ms - agent->last_seen_ms < registry_liveness_window_ms(self, agent);
+}
+
+bool registry_agent_draining(const registry_agent *agent)
+{
+    return agent->drain_ordered || agent->drain_reported;
+}
+
+int registry_model_index(const registry_agent *agent, const char *model)
+{
+    for (size_t i = 0; model && i < agent->n_models; i++)
+        if (strcmp(agent->models[i].name, model) == 0)
+            return (int)i;
+    return -1;
+}
+
+uint32_t registry_free_slots(const registry_agent *agent, size_t mi)
+{
+    if (mi >= agent->n_models)
+        return 0;
+    const registry_model *m = &agent->models[mi];
+    return m->total_slots > m->inflight ? m->total_slots - m->inflight : 0;
+}
+
+/* Copies src into dst (cap bytes with NUL); oversize or (unless may_be_empty) empty is EINVAL:
+ * truncating a name could merge two agents. */
+static int copy_field(char *dst, size_t cap, const char *src, bool may_be_empty, const char *what,
+                      ef_errmsg *reason)
+{
+    if (!src)
+        src = "";
+    size_t len = strlen(src);
+    if (len == 0 && !may_be_empty)
+        return errmsg_set(reason, EF_EINVAL, "register: empty %s", what);
+    if (len >= cap)
+        return errmsg_set(reason, EF_EINVAL, "register: %s longer than %zu bytes", what, cap - 1);
+    memcpy(dst, src, len + 1);
+    return 0;
+}
+
+static int fill_models(registry_agent *a, const registry_registration *reg, ef_errmsg *reason)
+{
+    if (reg->n_models > REGISTRY_MODELS_MAX)
+        return errmsg_set(reason, EF_EINVAL, "register: %zu models, at most %d", reg->n_models,
+                          REGISTRY_MODELS_MAX);
+    if (reg->n_models > 0 && !reg->models)
+        return errmsg_set(reason, EF_EINVAL, "register: models missing");
+    for (size_t i = 0; i < reg->n_models; i++) {
+        registry_model *m = &a->models[i];
+        int rc =
+            copy_field(m->name, sizeof(m->name), reg->models[i].name, false, "model name", reason);
+        if (rc != 0)
+            return rc;
+        if (registry_model_index(a, m->name) >= 0)
+            return errmsg_set(reason, EF_EINVAL, "register: model \"%s\" listed twice", m->name);
+        m->n_slots = m->total_slots = reg->models[i].n_slots;
+        a->n_models = i + 1; /* so the duplicate check above sees the models before it */
+    }
+    return 0;
+}
+
+/* Builds the entry in *a from a Register, validating every field. */
+static int fill_agent(registry_t *self, registry_agent *a, const registry_registration *reg,
+                      uint64_t now_ms, ef_errmsg *reason)
+{
+    memset(a, 0, sizeof(*a));
+    int rc = copy_field(a->name, sizeof(a->name), reg->name, false, "agent name", reason);
+    if (rc == 0)
+        rc = copy_field(a->key_id, sizeof(a->key_id), reg->key_id, false, "key id", reason);
+    if (rc == 0)
+        rc = copy_field(a->hostname, sizeof(a->hostname), reg->hostname, true, "hostname", reason);
+    if (rc != 0)
+        return rc;
+    if (!reg->routing_id || reg->routing_id_len == 0 ||
+        reg->routing_id_len > REGISTRY_ROUTING_ID_MAX)
+        return errmsg_set(reason, EF_EINVAL, "register: routing id of %zu bytes",
+                          reg->routing_id_len);
+    memcpy(a->routing_id, reg->routing_id, reg->routing_id_len);
+    a->routing_id_len = reg->routing_id_len;
+    rc = fill_models(a, reg, reason);
+    if (rc != 0)
+        return rc;
+    uint32_t iv = reg->heartbeat_interval_ms ? reg->heartbeat_interval_ms
+                                             : self->params.heartbeat_interval_ms;
+    a->heartbeat_interval_ms = iv < INTERVAL_MIN_MS   ? INTERVAL_MIN_MS
+                               : iv > INTERVAL_MAX_MS ? INTERVAL_MAX_MS
+                                                      : iv;
+    a->simulated = reg->simulated;
+    a->registered_ms = a->last_seen_ms = now_ms;
+    return 0;
+}
+
+static void remove_at(registry_t *self, size_t i)
+{
+    self->agents[i] = self->agents[self->n - 1];
+    self->n--;
+    self->median_dirty = true;
+}
+
+static int ensure_room(registry_t *self)
+{
+    if (self->n < self->cap)
+        return 0;
+    if (self->cap >= self->params.max_agents)
+        return EF_EBUSY;
+    size_t cap = self->cap ? self->cap * 2 : 16;
+    if (cap > self->params.max_agents)
+        cap = self->params.max_agents;
+    registry_agent *grown = realloc(self->agents, cap * sizeof(*grown));
+    if (!grown)
+        return EF_ENOMEM;
+    self->agents = grown;
+    self->cap = cap;
+    return 0;
+}
+
+/* Decides what an existing agent of the same name means for a new Register: refuse (live and
+ * another key) or replace. Writes the index to replace, or -1 when there is none. */
+static int check_name(registry_t *self, const registry_agent *fresh, uint64_t now_ms,
+                      long *replace_at, ef_errmsg *reason)
+{
+    *replace_at = -1;
+    for (size_t i = 0; i < self->n; i++) {
+        const registry_agent *old = &self->agents[i];
+        if (strcmp(old->name, fresh->name) != 0)
+            continue;
+        if (strcmp(old->key_id, fresh->key_id) != 0 && registry_agent_live(self, old, now_ms))
+            return errmsg_set(reason, EF_EDUPLICATE,
+                              "agent name \"%s\" is in use by a live agent with another key (%s)",
+                              fresh->name, old->key_id);
+        *replace_at = (long)i;
+    }
+    return 0;
+}
+
+int registry_register(registry_t *self, const registry_registration *reg, uint64_t now_ms,
+                      agent_id_t *id_out, agent_id_t *replaced_out, ef_errmsg *reason)
+{
+    if (!self || !reg || !id_out || !replaced_out)
+        return errmsg_set(reason, EF_EINVAL, "register: missing argument");
+    *id_out = *replaced_out = AGENT_ID_NONE;
+    registry_agent fresh;
+    int rc = fill_agent(self, &fresh, reg, now_ms, reason);
+    if (rc != 0)
+        return rc;
+    long old = -1;
+    rc = check_name(self, &fresh, now_ms, &old, reason);
+    if (rc != 0)
+        return rc;
+    if (old < 0 && (rc = ensure_room(self)) != 0)
+        return errmsg_set(reason, rc, "register: agent table full (%u agents)",
+                          self->params.max_agents);
+    if (old >= 0) {
+        *replaced_out = self->agents[old].id;
+        remove_at(self, (size_t)old);
+    }
+    fresh.id = self->next_id++;
+    if (self->next_id == AGENT_ID_NONE) /* 4 billion registrations: skip the sentinel */
+        self->next_id = 1;
+    self->agents[self->n++] = fresh;
+    self->median_dirty = true;
+    *id_out = fresh.id;
+    return 0;
+}
+
+int registry_heartbeat(registry_t *self, agent_id_t id, const registry_load *load, uint64_t now_ms)
+{
+    if (!self || !load || (load->n_models > 0 && !load->models))
+        return EF_EINVAL;
+    registry_agent *a = find_mut(self, id);
+    if (!a)
+        return EF_ENOENT;
+    for (size_t i = 0; i < load->n_models; i++) {
+        int mi = registry_model_index(a, load->models[i].model);
+        if (mi < 0)
+            continue; /* a model it did not declare: it must re-register to add one */
+        a->models[mi].total_slots = load->models[i].total_slots;
+        a->models[mi].busy_slots = load->models[i].busy_slots;
+    }
+    /* Negative or NaN speeds from a confused agent are "not measured", never a weight. */
+    double g = load->gen_tps > 0 ? load->gen_tps : 0;
+    if (g != a->gen_tps)
+        self->median_dirty = true;
+    a->gen_tps = g;
+    a->prompt_tps = load->prompt_tps > 0 ? load->prompt_tps : 0;
+    a->drain_reported = load->draining;
+    if (now_ms > a->last_seen_ms)
+        a->last_seen_ms = now_ms;
+    return 0;
+}
+
+int registry_touch(registry_t *self, agent_id_t id, uint64_t now_ms)
+{
+    registry_agent *a = find_mut(self, id);
+    if (!a)
+        return EF_ENOENT;
+    if (now_ms > a->last_seen_ms)
+        a->last_seen_ms = now_ms;
+    return 0;
+}
+
+int registry_set_drain(registry_t *self, agent_id_t id, bool enable)
+{
+    registry_agent *a = find_mut(self, id);
+    if (!a)
+        return EF_ENOENT;
+    a->drain_ordered = enable;
+    if (!enable)
+        a->drain_reported = false; /* don't wait a heartbeat for the agent to echo the undrain */
+    return 0;
+}
+
+size_t registry_sweep(registry_t *self, uint64_t now_ms, agent_id_t *dead_out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->n && n < cap;) {
+        if (registry_agent_live(self, &self->agents[i], now_ms)) {
+            i++;
+            continue;
+        }
+        dead_out[n++] = self->agents[i].id;
+        remove_at(self, i); /* the last agent moved into i: look at i again */
+    }
+    return n;
+}
+
+int registry_remove(registry_t *self, agent_id_t id)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        if (self->agents[i].id == id) {
+            remove_at(self, i);
+            return 0;
+        }
+    }
+    return EF_ENOENT;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double registry_median_gen_tps(registry_t *self)
+{
+    if (!self->median_dirty)
+        return self->median_tps;
+    double *v = malloc((self->n ? self->n : 1) * sizeof(*v));
+    if (!v)
+        return self->median_tps; /* stale beats none; retried next call */
+    size_t k = 0;
+    for (size_t i = 0; i < self->n; i++)
+        if (self->agents[i].gen_tps > 0)
+            v[k++] = self->agents[i].gen_tps;
+    qsort(v, k, sizeof(*v), cmp_double);
+    self->median_tps = k == 0 ? 0 : (k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2);
+    free(v);
+    self->median_dirty = false;
+    return self->median_tps;
+}
+
+int registry_credit_take(registry_t *self, agent_id_t id, size_t mi)
+{
+    registry_agent *a = find_mut(self, id);
+    if (!a)
+        return EF_ENOENT;
+    if (mi >= a->n_models)
+        return EF_EINVAL;
+    a->models[mi].inflight++;
+    return 0;
+}
+
+int registry_credit_return(registry_t *self, agent_id_t id, size_t mi, bool served)
+{
+    registry_agent *a = find_mut(self, id);
+    if (!a)
+        return EF_ENOENT;
+    if (mi >= a->n_models)
+        return EF_EINVAL;
+    if (a->models[mi].inflight > 0)
+        a->models[mi].inflight--;
+    if (served)
+        a->served++;
+    return 0;
+}
