@@ -138,7 +138,7 @@ static int write_new_file(const char *path, mode_t mode, const char *line, ef_er
     if (fd < 0) {
         if (errno == EEXIST)
             return errmsg_set(em, EF_EEXIST, "%s: already exists; refusing to overwrite", path);
-        return errmsg_set(em, EF_EIO, "%s: %s", path, strerror(errno));
+        return errmsg_set(em, EF_EIO, "%s: cannot create: %s", path, strerror(errno));
     }
     char buf[KEYS_Z85_LEN + 2];
     size_t len = (size_t)snprintf(buf, sizeof buf, "%s\n", line);

@@ -1,22 +1,39 @@
-/* edgefleetctl: the operator's CLI. One sub-command per fleet task. */
-#include <stdio.h>
+/* edgefleetctl: the operator's CLI. One sub-command per fleet task, each in its own
+ * tools/ctl_<name>.c (declared in ctl.h); this file only dispatches. */
+#include "ctl.h"
+
 #include <string.h>
+
+/* Add a command: one line here, its declaration in ctl.h, its ctl_<name>.c in tools/. */
+static const ctl_command commands[] = {
+    {"keygen", "keygen NAME [--dir DIR]", "make NAME.key (0600) and NAME.pub in DIR (default .)",
+     ctl_keygen},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: edgefleetctl COMMAND [ARGS]\n"
-                 "commands:\n"
-                 "  help                 this text\n"
-                 "exit codes: 0 ok, 1 failure, 2 bad arguments\n");
+    fprintf(out,
+            "usage: edgefleetctl COMMAND [ARGS]\n"
+            "commands:\n"
+            "  %-30s %s\n",
+            "help", "this text");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-30s %s\n", commands[i].synopsis, commands[i].summary);
+    fprintf(out, "exit codes: 0 ok, 1 failure, 2 bad arguments\n");
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+        return argc < 2 ? CTL_BAD_ARG : CTL_OK;
     }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "edgefleetctl: unknown command \"%s\"\n", argv[1]);
     usage(stderr);
-    return 2;
+    return CTL_BAD_ARG;
 }

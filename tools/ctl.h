@@ -1,0 +1,24 @@
+/* edgefleetctl sub-commands. Each lives in its own tools/ctl_<name>.c and is listed once in the
+ * table in edgefleetctl.c. A command gets argv after its own name (argv[0] is the command name)
+ * and returns the process exit code: 0 ok, 1 failure, 2 bad arguments. It prints its own errors
+ * to stderr. */
+#ifndef EF_CTL_H
+#define EF_CTL_H
+
+#include <stdio.h>
+
+#define CTL_OK      0
+#define CTL_FAILED  1
+#define CTL_BAD_ARG 2
+
+typedef struct {
+    const char *name;
+    const char *synopsis; /* "keygen NAME [--dir DIR]" for the usage text */
+    const char *summary;  /* one line */
+    int (*run)(int argc, char **argv);
+} ctl_command;
+
+/* keygen NAME [--dir DIR]: write DIR/NAME.key (0600) and DIR/NAME.pub. tools/ctl_keygen.c */
+int ctl_keygen(int argc, char **argv);
+
+#endif
