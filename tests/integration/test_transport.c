@@ -250,6 +250,49 @@ static void test_router_send_to_unknown_peer_fails_instead_of_vanishing(void **s
     assert_int_equal(tsock_send(f->router, NULL, 0, "x", 1), EF_EINVAL);
 }
 
+static void test_a_burst_larger_than_one_drain_batch_is_fully_delivered(void **state)
+{
+    fixture *f = *state;
+    enum { BURST = 700 }; /* more than TSOCK_DRAIN_BATCH (256), under the HWM (1000) */
+    inbox at_alice = {0};
+    tsock *alice = open_client(f, f->endpoint, &f->alice, ZMQ_DEALER, &at_alice);
+    for (int i = 0; i < BURST; i++)
+        assert_int_equal(send_prompt(alice, NULL, 0, "burst"), 0);
+    assert_int_equal(run_until(f, &at_alice.count, BURST, DELIVERY_WAIT_MS), BURST);
+    assert_int_equal(f->at_server.count, BURST);
+    assert_int_equal(f->at_server.echo_rc, 0);
+    tsock_destroy(&alice);
+}
+
+/* A blocking libzmq socket set up with transport_setup_client_socket talks to the daemon's
+ * sockets; a message with more frames than the cap is dropped whole, the next one arrives. */
+static void test_plain_client_socket_is_admitted_and_oversized_multipart_is_dropped(void **state)
+{
+    fixture *f = *state;
+    void *ctx = zmq_ctx_new();
+    void *z = zmq_socket(ctx, ZMQ_DEALER);
+    assert_int_equal(transport_setup_client_socket(z, &f->alice, f->server.public_z85, 0), 0);
+    keys_pair bad = f->alice;
+    bad.secret_z85[3] = ' ';
+    assert_int_equal(transport_setup_client_socket(z, &bad, f->server.public_z85, 0), EF_EKEY);
+    assert_int_equal(zmq_connect(z, f->endpoint), 0);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(zmq_send(z, "part", 4, i < 8 ? ZMQ_SNDMORE : 0), 4);
+    assert_int_equal(zmq_send(z, "whole", 5, 0), 5);
+    assert_int_equal(run_until(f, &f->at_server.count, 1, DELIVERY_WAIT_MS), 1);
+    run_for(f, 200);
+    assert_int_equal(f->at_server.count, 1);
+    assert_int_equal(f->at_server.n_frames, 2);
+    assert_string_equal(f->at_server.user_id, "clients/alice");
+    char buf[16];
+    int timeout = 5000;
+    zmq_setsockopt(z, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    assert_int_equal(zmq_recv(z, buf, sizeof buf, 0), 5); /* the echo of "whole" */
+    assert_memory_equal(buf, "whole", 5);
+    zmq_close(z);
+    zmq_ctx_term(ctx);
+}
+
 static void test_client_key_not_in_allowlist_gets_nothing(void **state)
 {
     fixture *f = *state;
@@ -502,6 +545,11 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_send_to_unknown_peer_fails_instead_of_vanishing,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_burst_larger_than_one_drain_batch_is_fully_delivered,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_plain_client_socket_is_admitted_and_oversized_multipart_is_dropped, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_client_key_not_in_allowlist_gets_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_plaintext_null_mechanism_peer_gets_nothing, setup,
