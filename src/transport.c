@@ -8,6 +8,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,7 +114,9 @@ static int set_int(void *zsock, int option, int value)
 static int z85_ok(const char *text)
 {
     uint8_t bin[32];
-    return text && strlen(text) == KEYS_Z85_LEN && zmq_z85_decode(bin, text) != NULL;
+    int ok = text && strlen(text) == KEYS_Z85_LEN && zmq_z85_decode(bin, text) != NULL;
+    sodium_memzero(bin, sizeof bin); /* it may be a secret key */
+    return ok;
 }
 
 /* ---- socket options shared by tsock_new and the blocking client ------------------------------ */
@@ -402,6 +405,10 @@ transport *transport_new(uv_loop_t *loop)
     } else if ((t->zap = attach(t, rep, ZAP_ENDPOINT, ZAP_MAX_FRAMES, &em)) != NULL) {
         t->zap->on_recv = zap_on_request;
         t->zap->user = t;
+        /* The handler serves bound sockets; alone it should not keep uv_run from returning. */
+        uv_unref((uv_handle_t *)&t->zap->poll);
+        uv_unref((uv_handle_t *)&t->zap->prepare);
+        uv_unref((uv_handle_t *)&t->zap->idle);
         return t;
     } else {
         log_error("%s", em.msg);
