@@ -101,7 +101,7 @@ uint32_t scheduler_retry_after_ms(scheduler_t *self, const char *model, uint64_t
 {
     if (!self || !model)
         return RETRY_MIN_MS;
-    double tokens = self->params.default_tokens; /* the refused request itself */
+    double tokens = 0;
     int qi = sched_queue_index(self, model);
     for (uint32_t i = 0; qi >= 0 && i < self->queues[qi].len; i++) {
         const record *r = &self->recs[self->queues[qi].heap[i].slot];

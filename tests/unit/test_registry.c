@@ -1,0 +1,264 @@
+/* Registry: agents register and heartbeat under a fake clock; silent ones die after exactly
+ * `liveness` intervals; a re-register with the same key replaces, another key is refused while
+ * the first is live; bad fields are refused with a reason. */
+#include "registry.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define T0 1000000u /* fake clock start: far from 0 so "earlier" is representable */
+
+static agent_id_t add(registry_t *reg, const char *name, const char *key, uint32_t slots,
+                      uint64_t now, agent_id_t *replaced)
+{
+    registry_model_decl m = {.name = "tiny", .n_slots = slots};
+    registry_registration r = {.name = name,
+                               .key_id = key,
+                               .hostname = "board",
+                               .routing_id = (const uint8_t *)name,
+                               .routing_id_len = strlen(name),
+                               .models = &m,
+                               .n_models = 1,
+                               .simulated = true};
+    agent_id_t id = AGENT_ID_NONE, gone = AGENT_ID_NONE;
+    ef_errmsg em = {{0}};
+    int rc = registry_register(reg, &r, now, &id, &gone, &em);
+    if (rc != 0)
+        return AGENT_ID_NONE;
+    if (replaced)
+        *replaced = gone;
+    return id;
+}
+
+static void test_agent_registers_and_is_found_by_name_and_routing_id(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    agent_id_t a = add(reg, "sim-a", "agents/sim-a", 4, T0, NULL);
+    agent_id_t b = add(reg, "sim-b", "agents/sim-b", 2, T0, NULL);
+    assert_int_not_equal(a, AGENT_ID_NONE);
+    assert_int_not_equal(a, b);
+    assert_int_equal(registry_find_name(reg, "sim-b"), b);
+    assert_int_equal(registry_find_routing_id(reg, (const uint8_t *)"sim-a", 5), a);
+    assert_int_equal(registry_find_routing_id(reg, (const uint8_t *)"sim-", 4), AGENT_ID_NONE);
+    const registry_agent *ag = registry_get(reg, a);
+    assert_non_null(ag);
+    assert_string_equal(ag->hostname, "board");
+    assert_true(ag->simulated);
+    assert_int_equal(ag->models[0].total_slots, 4); /* declared slots until a heartbeat */
+    assert_int_equal(registry_free_slots(ag, 0), 4);
+    assert_int_equal(registry_count(reg), 2);
+    registry_destroy(&reg);
+    assert_null(reg);
+    registry_destroy(&reg); /* NULL is a no-op */
+}
+
+static void test_agent_dead_after_liveness_intervals_not_before(void **state)
+{
+    registry_params p = registry_default_params(); /* 1000 ms x 3 */
+    registry_t *reg = registry_new(&p);
+    agent_id_t a = add(reg, "sim-a", "k", 1, T0, NULL);
+    agent_id_t b = add(reg, "sim-b", "k2", 1, T0, NULL);
+    registry_model_load ml = {.model = "tiny", .busy_slots = 0, .total_slots = 1};
+    registry_load hb = {.models = &ml, .n_models = 1};
+    assert_int_equal(registry_heartbeat(reg, b, &hb, T0 + 2000), 0);
+    agent_id_t dead[4];
+    assert_int_equal(registry_sweep(reg, T0 + 2999, dead, 4), 0); /* 2.999 intervals: alive */
+    assert_true(registry_agent_live(reg, registry_get(reg, a), T0 + 2999));
+    assert_false(registry_agent_live(reg, registry_get(reg, a), T0 + 3000));
+    assert_int_equal(registry_sweep(reg, T0 + 3000, dead, 4), 1); /* 3 silent intervals: dead */
+    assert_int_equal(dead[0], a);
+    assert_null(registry_get(reg, a));
+    assert_int_equal(registry_heartbeat(reg, a, &hb, T0 + 3001), EF_ENOENT);
+    assert_int_equal(registry_sweep(reg, T0 + 4999, dead, 4), 0);
+    assert_int_equal(registry_touch(reg, b, T0 + 4999), 0); /* any message counts as life */
+    assert_int_equal(registry_sweep(reg, T0 + 7998, dead, 4), 0);
+    assert_int_equal(registry_sweep(reg, T0 + 7999, dead, 4), 1);
+    assert_int_equal(registry_count(reg), 0);
+    registry_destroy(&reg);
+}
+
+static void test_sweep_reports_many_dead_in_rounds_of_cap(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    char name[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "sim-%d", i);
+        assert_int_not_equal(add(reg, name, name, 1, T0, NULL), AGENT_ID_NONE);
+    }
+    agent_id_t dead[4];
+    size_t total = 0, n;
+    while ((n = registry_sweep(reg, T0 + 10000, dead, 4)) > 0)
+        total += n;
+    assert_int_equal(total, 10);
+    registry_destroy(&reg);
+}
+
+static void test_reregister_with_same_key_replaces_old_entry(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    agent_id_t replaced = 99;
+    agent_id_t a = add(reg, "sim-a", "agents/sim-a", 2, T0, &replaced);
+    assert_int_equal(replaced, AGENT_ID_NONE);
+    assert_int_equal(registry_credit_take(reg, a, 0), 0);
+    agent_id_t a2 = add(reg, "sim-a", "agents/sim-a", 2, T0 + 10, &replaced);
+    assert_int_not_equal(a2, AGENT_ID_NONE);
+    assert_int_not_equal(a2, a); /* a fresh id: requests of the old entry can't match it */
+    assert_int_equal(replaced, a);
+    assert_null(registry_get(reg, a));
+    assert_int_equal(registry_count(reg), 1);
+    assert_int_equal(registry_get(reg, a2)->models[0].inflight, 0);
+    registry_destroy(&reg);
+}
+
+static void test_duplicate_name_with_other_key_is_refused_while_live(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    agent_id_t a = add(reg, "sim-a", "agents/sim-a", 2, T0, NULL);
+    registry_model_decl m = {.name = "tiny", .n_slots = 1};
+    registry_registration r = {.name = "sim-a",
+                               .key_id = "agents/intruder",
+                               .routing_id = (const uint8_t *)"x",
+                               .routing_id_len = 1,
+                               .models = &m,
+                               .n_models = 1};
+    agent_id_t id, gone;
+    ef_errmsg em = {{0}};
+    assert_int_equal(registry_register(reg, &r, T0 + 2999, &id, &gone, &em), EF_EDUPLICATE);
+    assert_non_null(strstr(em.msg, "sim-a"));
+    assert_non_null(strstr(em.msg, "another key"));
+    assert_non_null(registry_get(reg, a)); /* the first agent is untouched */
+    /* Once the first is dead (not yet swept), the name is free for the new key. */
+    assert_int_equal(registry_register(reg, &r, T0 + 3000, &id, &gone, &em), 0);
+    assert_int_equal(gone, a);
+    assert_string_equal(registry_get(reg, id)->key_id, "agents/intruder");
+    registry_destroy(&reg);
+}
+
+static void test_register_refuses_bad_fields_with_a_reason(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    char longname[REGISTRY_NAME_MAX + 8];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    registry_model_decl models[2] = {{.name = "tiny", .n_slots = 1},
+                                     {.name = "tiny", .n_slots = 1}};
+    registry_registration r = {.name = longname,
+                               .key_id = "k",
+                               .routing_id = (const uint8_t *)"r",
+                               .routing_id_len = 1,
+                               .models = models,
+                               .n_models = 1};
+    agent_id_t id, gone;
+    ef_errmsg em = {{0}};
+    assert_int_equal(registry_register(reg, &r, T0, &id, &gone, &em), EF_EINVAL);
+    assert_non_null(strstr(em.msg, "agent name"));
+    r.name = "";
+    assert_int_equal(registry_register(reg, &r, T0, &id, &gone, &em), EF_EINVAL);
+    r.name = "sim-a";
+    r.routing_id_len = 0;
+    assert_int_equal(registry_register(reg, &r, T0, &id, &gone, &em), EF_EINVAL);
+    r.routing_id_len = 1;
+    r.n_models = 2;
+    assert_int_equal(registry_register(reg, &r, T0, &id, &gone, &em), EF_EINVAL);
+    assert_non_null(strstr(em.msg, "twice"));
+    r.n_models = REGISTRY_MODELS_MAX + 1;
+    assert_int_equal(registry_register(reg, &r, T0, &id, &gone, NULL), EF_EINVAL);
+    assert_int_equal(registry_count(reg), 0);
+    registry_destroy(&reg);
+}
+
+static void test_heartbeat_updates_slots_speed_and_drain(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    agent_id_t a = add(reg, "sim-a", "k", 2, T0, NULL);
+    registry_model_load ml[2] = {{.model = "tiny", .busy_slots = 1, .total_slots = 6},
+                                 {.model = "undeclared", .busy_slots = 0, .total_slots = 9}};
+    registry_load hb = {.models = ml, .n_models = 2, .gen_tps = 42.5, .draining = true};
+    assert_int_equal(registry_heartbeat(reg, a, &hb, T0 + 500), 0);
+    const registry_agent *ag = registry_get(reg, a);
+    assert_int_equal(ag->n_models, 1);
+    assert_int_equal(ag->models[0].total_slots, 6);
+    assert_int_equal(ag->models[0].busy_slots, 1);
+    assert_true(ag->gen_tps == 42.5);
+    assert_true(registry_agent_draining(ag));
+    assert_int_equal(ag->last_seen_ms, T0 + 500);
+    hb.draining = false;
+    hb.gen_tps = -3; /* nonsense from the wire is "not measured" */
+    assert_int_equal(registry_heartbeat(reg, a, &hb, T0 + 600), 0);
+    assert_false(registry_agent_draining(ag));
+    assert_true(ag->gen_tps == 0);
+    assert_int_equal(registry_set_drain(reg, a, true), 0); /* operator order, no echo needed */
+    assert_true(registry_agent_draining(ag));
+    assert_int_equal(registry_set_drain(reg, a, false), 0);
+    assert_false(registry_agent_draining(ag));
+    registry_destroy(&reg);
+}
+
+static void test_credits_are_total_slots_minus_inflight(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    agent_id_t a = add(reg, "sim-a", "k", 2, T0, NULL);
+    const registry_agent *ag = registry_get(reg, a);
+    assert_int_equal(registry_credit_take(reg, a, 0), 0);
+    assert_int_equal(registry_credit_take(reg, a, 0), 0);
+    assert_int_equal(registry_free_slots(ag, 0), 0);
+    assert_int_equal(registry_credit_take(reg, a, 1), EF_EINVAL);
+    assert_int_equal(registry_credit_return(reg, a, 0, true), 0);
+    assert_int_equal(registry_free_slots(ag, 0), 1);
+    assert_int_equal(ag->served, 1);
+    assert_int_equal(registry_credit_return(reg, 12345, 0, true), EF_ENOENT);
+    registry_destroy(&reg);
+}
+
+static void test_median_speed_ignores_unmeasured_agents(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    assert_true(registry_median_gen_tps(reg) == 0);
+    double speeds[] = {0, 10, 30, 20, 40};
+    for (int i = 0; i < 5; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "sim-%d", i);
+        agent_id_t id = add(reg, name, name, 1, T0, NULL);
+        registry_load hb = {.gen_tps = speeds[i]};
+        assert_int_equal(registry_heartbeat(reg, id, &hb, T0), 0);
+    }
+    assert_true(registry_median_gen_tps(reg) == 25); /* of 10, 20, 30, 40 */
+    registry_destroy(&reg);
+}
+
+static void test_full_table_refuses_with_ebusy(void **state)
+{
+    registry_params p = registry_default_params();
+    p.max_agents = 2;
+    registry_t *reg = registry_new(&p);
+    assert_int_not_equal(add(reg, "sim-a", "a", 1, T0, NULL), AGENT_ID_NONE);
+    assert_int_not_equal(add(reg, "sim-b", "b", 1, T0, NULL), AGENT_ID_NONE);
+    assert_int_equal(add(reg, "sim-c", "c", 1, T0, NULL), AGENT_ID_NONE);
+    /* A replacement needs no new room. */
+    assert_int_not_equal(add(reg, "sim-a", "a", 1, T0 + 1, NULL), AGENT_ID_NONE);
+    assert_int_equal(registry_remove(reg, registry_find_name(reg, "sim-b")), 0);
+    assert_int_not_equal(add(reg, "sim-c", "c", 1, T0, NULL), AGENT_ID_NONE);
+    registry_destroy(&reg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_agent_registers_and_is_found_by_name_and_routing_id),
+        cmocka_unit_test(test_agent_dead_after_liveness_intervals_not_before),
+        cmocka_unit_test(test_sweep_reports_many_dead_in_rounds_of_cap),
+        cmocka_unit_test(test_reregister_with_same_key_replaces_old_entry),
+        cmocka_unit_test(test_duplicate_name_with_other_key_is_refused_while_live),
+        cmocka_unit_test(test_register_refuses_bad_fields_with_a_reason),
+        cmocka_unit_test(test_heartbeat_updates_slots_speed_and_drain),
+        cmocka_unit_test(test_credits_are_total_slots_minus_inflight),
+        cmocka_unit_test(test_median_speed_ignores_unmeasured_agents),
+        cmocka_unit_test(test_full_table_refuses_with_ebusy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
