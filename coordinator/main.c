@@ -1,19 +1,167 @@
 /* edgefleet-coordinator: the fleet coordinator: registers agents and routes requests.
- * Thin main: parse options, wire the loop, run. (Serving arrives with its own issue.) */
+ * Thin main: parse options, load the key, wire registry + scheduler + the three endpoints onto
+ * one libuv loop, run until SIGINT/SIGTERM, then fail what is still open and tear down. */
+#include "coord.h"
 #include "log.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <uv.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: edgefleet-coordinator [--log-level LEVEL] [--help]\n"
-                 "  the fleet coordinator: registers agents and routes requests\n"
-                 "  --log-level debug|info|warn|error   (default info)\n"
-                 "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n");
+    fprintf(out,
+            "usage: edgefleet-coordinator --key FILE --allow-dir DIR [options]\n"
+            "  the fleet coordinator: registers agents and routes requests\n"
+            "  --key FILE                 the coordinator's secret key (NAME.key, mode 0600)\n"
+            "  --allow-dir DIR            holds agents/, clients/, operators/ of .pub files\n"
+            "  --agents-endpoint EP       (default " COORD_AGENTS_ENDPOINT ")\n"
+            "  --clients-endpoint EP      (default " COORD_CLIENTS_ENDPOINT ")\n"
+            "  --telemetry-endpoint EP    (default " COORD_TELEMETRY_ENDPOINT ")\n"
+            "  --heartbeat-ms N           heartbeat interval both ways (default 1000)\n"
+            "  --liveness N               silent intervals before an agent is dead (default 3)\n"
+            "  --queue N                  queued requests per model (default 64)\n"
+            "  --log-level debug|info|warn|error   (default info)\n"
+            "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n");
+}
+
+/* A whole decimal number in [min, max], or -1. */
+static long parse_count(const char *text, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max)
+        return -1;
+    return v;
+}
+
+/* Fill cfg from argv. Returns 0, 1 for --help, or 2 (message printed). */
+static int parse_options(int argc, char **argv, coord_config *cfg)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
+                                         {"log-level", required_argument, 0, 'l'},
+                                         {"agents-endpoint", required_argument, 0, 'a'},
+                                         {"clients-endpoint", required_argument, 0, 'c'},
+                                         {"telemetry-endpoint", required_argument, 0, 't'},
+                                         {"key", required_argument, 0, 'k'},
+                                         {"allow-dir", required_argument, 0, 'd'},
+                                         {"heartbeat-ms", required_argument, 0, 'H'},
+                                         {"liveness", required_argument, 0, 'L'},
+                                         {"queue", required_argument, 0, 'q'},
+                                         {0, 0, 0, 0}};
+    int ch;
+    long v;
+    log_level lvl;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h':
+            usage(stdout);
+            return 1;
+        case 'l':
+            if (log_parse_level(optarg, &lvl) != 0) {
+                fprintf(stderr, "edgefleet-coordinator: unknown log level \"%s\"\n", optarg);
+                return 2;
+            }
+            log_set_level(lvl);
+            break;
+        case 'a':
+            cfg->agents_endpoint = optarg;
+            break;
+        case 'c':
+            cfg->clients_endpoint = optarg;
+            break;
+        case 't':
+            cfg->telemetry_endpoint = optarg;
+            break;
+        case 'k':
+            cfg->key_path = optarg;
+            break;
+        case 'd':
+            cfg->allow_dir = optarg;
+            break;
+        case 'H':
+        case 'L':
+        case 'q':
+            v = parse_count(optarg, ch == 'H' ? 10 : 1, ch == 'H' ? 3600000 : 1000000);
+            if (v < 0) {
+                fprintf(stderr, "edgefleet-coordinator: --%s: \"%s\" is not a valid number\n",
+                        ch == 'H'   ? "heartbeat-ms"
+                        : ch == 'L' ? "liveness"
+                                    : "queue",
+                        optarg);
+                return 2;
+            }
+            *(ch == 'H'   ? &cfg->heartbeat_ms
+              : ch == 'L' ? &cfg->liveness
+                          : &cfg->queue) = (uint32_t)v;
+            break;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "edgefleet-coordinator: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    return 0;
+}
+
+/* Check what the options name on disk. Returns 0 or 2 (message printed). */
+static int load_config(coord *c)
+{
+    ef_errmsg em = {{0}};
+    if (!c->cfg.key_path || !c->cfg.allow_dir) {
+        fprintf(stderr, "edgefleet-coordinator: --key and --allow-dir are required\n");
+        return 2;
+    }
+    if (keys_load_pair(c->cfg.key_path, &c->keys, &em) != 0) {
+        fprintf(stderr, "edgefleet-coordinator: %s\n", em.msg);
+        return 2;
+    }
+    struct stat st;
+    if (stat(c->cfg.allow_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "edgefleet-coordinator: --allow-dir %s: not a directory\n",
+                c->cfg.allow_dir);
+        return 2;
+    }
+    if (gethostname(c->name, sizeof c->name) != 0)
+        snprintf(c->name, sizeof c->name, "coordinator");
+    c->name[sizeof c->name - 1] = '\0';
+    return 0;
+}
+
+static int wire(coord *c)
+{
+    registry_params rp = registry_default_params();
+    rp.heartbeat_interval_ms = c->cfg.heartbeat_ms;
+    rp.liveness = c->cfg.liveness;
+    scheduler_params sp = scheduler_default_params();
+    sp.max_queued_per_model = c->cfg.queue;
+    ef_errmsg em = {{0}};
+    c->transport = transport_new(c->loop);
+    c->registry = registry_new(&rp);
+    c->scheduler = c->registry ? scheduler_new(c->registry, &sp) : NULL;
+    if (!c->transport || !c->scheduler) {
+        log_error("start-up failed: out of memory or ZeroMQ context");
+        return 1;
+    }
+    if (agents_link_open(c, &em) != 0 || frontend_open(c, &em) != 0 ||
+        telemetry_open(c, &em) != 0) {
+        log_error("%s", em.msg);
+        return 1;
+    }
+    log_info("listening: agents %s, clients %s, telemetry %s; heartbeat %u ms, liveness %u, "
+             "queue %u per model",
+             c->cfg.agents_endpoint, c->cfg.clients_endpoint, c->cfg.telemetry_endpoint,
+             c->cfg.heartbeat_ms, c->cfg.liveness, c->cfg.queue);
+    return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -22,42 +170,53 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_stop(h->loop);
 }
 
+static void teardown(coord *c)
+{
+    if (c->scheduler)
+        dispatch_flush(c); /* every open request gets an error, not a hang */
+    if (c->agents)
+        agents_link_close(c);
+    dispatch_close(c);
+    transport_destroy(&c->transport);
+    uv_run(c->loop, UV_RUN_NOWAIT); /* close callbacks */
+    scheduler_destroy(&c->scheduler);
+    registry_destroy(&c->registry);
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, 0, 'h'}, {"log-level", required_argument, 0, 'l'}, {0, 0, 0, 0}};
     log_set_component("coordinator");
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        log_level lvl;
-        switch (c) {
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'l':
-            if (log_parse_level(optarg, &lvl) != 0) {
-                fprintf(stderr, "edgefleet-coordinator: unknown log level \"%s\"\n", optarg);
-                return 2;
-            }
-            log_set_level(lvl);
-            break;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
+    coord c;
+    memset(&c, 0, sizeof c);
+    c.cfg = (coord_config){.agents_endpoint = COORD_AGENTS_ENDPOINT,
+                           .clients_endpoint = COORD_CLIENTS_ENDPOINT,
+                           .telemetry_endpoint = COORD_TELEMETRY_ENDPOINT,
+                           .heartbeat_ms = 1000,
+                           .liveness = 3,
+                           .queue = 64};
+    int rc = parse_options(argc, argv, &c.cfg);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if ((rc = load_config(&c)) != 0)
+        return rc;
     uv_loop_t loop;
     uv_loop_init(&loop);
+    c.loop = &loop;
     uv_signal_t sigint, sigterm;
     uv_signal_init(&loop, &sigint);
     uv_signal_init(&loop, &sigterm);
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
-    log_info("started");
-    uv_run(&loop, UV_RUN_DEFAULT);
+    dispatch_init(&c); /* its timer must exist before anything can fail */
+    rc = wire(&c);
+    if (rc == 0)
+        uv_run(&loop, UV_RUN_DEFAULT);
+    teardown(&c);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    return 0;
+    if (uv_loop_close(&loop) != 0)
+        log_warn("loop closed with handles still open");
+    log_info("stopped");
+    return rc;
 }

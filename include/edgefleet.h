@@ -47,7 +47,8 @@ extern "C" {
     XX(EDUPLICATE, -23, "duplicate name")                     \
     XX(EINTERNAL, -24, "internal error")                      \
     XX(EDRAINING, -25, "agent is draining")                   \
-    XX(ETOKENIZE, -26, "prompt could not be tokenized")
+    XX(ETOKENIZE, -26, "prompt could not be tokenized")       \
+    XX(EDENIED, -27, "not allowed for this key")
 
 typedef enum {
     EF_OK = 0,
@@ -62,6 +63,202 @@ EF_API const char *ef_strerror(int err);
 
 /* Symbolic name of an error code ("EF_EBUSY"), for logs. Never NULL. Static. Thread-safe. */
 EF_API const char *ef_err_name(int err);
+
+/* ---- client ---------------------------------------------------------------------------------
+ * A client is one CURVE-authenticated DEALER connection to a coordinator's client endpoint.
+ * Every call on a client is blocking and runs on the caller's thread.
+ * Thread-safety: one client per thread. Different clients may be used from different threads
+ * at the same time; one client must not be used from two threads at once, except for
+ * ef_client_cancel(), which any thread may call at any time. */
+
+typedef struct ef_client ef_client_t;
+
+typedef struct {
+    const char *endpoint;          /* coordinator client endpoint, "tcp://host:7702"; required */
+    const char *server_public_key; /* coordinator's Z85 public key (40 chars); NULL = read
+                                      server_key_file */
+    const char *server_key_file;   /* path of the coordinator's .pub file; NULL = use
+                                      server_public_key */
+    const char *public_key;        /* this client's Z85 public key; NULL = derive from secret */
+    const char *secret_key;        /* this client's Z85 secret key; NULL = read key_file */
+    const char *key_file;          /* path of this client's .key file (mode 0600); NULL = use
+                                      secret_key */
+    uint32_t connect_timeout_ms;   /* ms to wait for the CURVE handshake before a call fails
+                                      with EF_ENOTCONN; 0 = 5000 */
+    uint32_t request_timeout_ms;   /* ms one call may take in total before it is cancelled and
+                                      fails with EF_ETIMEDOUT; 0 = no limit (rely on deadlines) */
+} ef_client_params;
+
+/* Defaults: all strings NULL, both timeouts 0 (see each field). Returns by value. Thread-safe. */
+EF_API ef_client_params ef_client_default_params(void);
+
+/* Create a client and start connecting (the connection completes in the background; the first
+ * call waits for it up to connect_timeout_ms). Keys are copied; params need not outlive the
+ * call. Returns the client (caller owns; free with ef_client_destroy) or NULL when the
+ * parameters or key files are bad or libzmq fails (nothing is left allocated). Thread-safe. */
+EF_API ef_client_t *ef_client_new(const ef_client_params *params);
+
+/* Close the connection (unsent messages are dropped after a short linger), free the client and
+ * set *client_p to NULL. NULL or *client_p == NULL is a no-op. Not thread-safe for that client. */
+EF_API void ef_client_destroy(ef_client_t **client_p);
+
+/* The last error's one-line explanation on this client ("coordinator refused our key",
+ * "fleet busy, retry after 250 ms"); "" when the last call succeeded. Valid until the next call
+ * on the client. Never NULL. */
+EF_API const char *ef_client_last_error(const ef_client_t *client);
+
+/* Ask the call in progress on client (from any thread, or from a callback) to stop: the
+ * coordinator is told to cancel, and the call returns EF_ECANCELED soon after. With no call in
+ * progress the next call is not affected. Returns 0, or EF_EINVAL for a NULL client.
+ * Thread-safe: this is the one function that may be called while another thread is inside a
+ * call on the same client. */
+EF_API int ef_client_cancel(ef_client_t *client);
+
+/* ---- generation ---------------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t max_tokens;     /* tokens to generate at most; 0 = the agent's default */
+    float temperature;       /* 0 = greedy */
+    int32_t top_k;           /* 0 = off */
+    float top_p;             /* 0 or 1 = off */
+    float min_p;             /* 0 = off */
+    float repeat_penalty;    /* 0 or 1 = off */
+    uint64_t seed;           /* 0 = random (the seed used comes back in ef_result.seed) */
+    const char *const *stop; /* stop strings (caller owns, read during the call); NULL = none */
+    size_t n_stop;           /* entries in stop */
+    const char *session_id;  /* KV-cache affinity across turns; NULL or "" = none */
+    uint32_t deadline_ms;    /* ms from the call's start after which the fleet gives up with
+                                EF_EDEADLINE (also while queued); 0 = none */
+    int log_prompt;          /* nonzero lets the daemons log the prompt text; 0 = never */
+} ef_gen_params;
+
+/* Defaults: max_tokens 128, temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
+ * repeat_penalty 1.0, seed 0, no stop strings, no session, no deadline, log_prompt 0.
+ * Returns by value. Thread-safe. */
+EF_API ef_gen_params ef_gen_default_params(void);
+
+typedef enum {
+    EF_FINISH_UNSPECIFIED = 0,
+    EF_FINISH_STOP = 1,      /* end-of-generation token or a stop string */
+    EF_FINISH_LENGTH = 2,    /* max_tokens reached */
+    EF_FINISH_CANCELLED = 3, /* cancelled by the caller */
+    EF_FINISH_CONTEXT = 4    /* the context filled up */
+} ef_finish;
+
+/* What one request produced. Filled by the library; plain values, nothing to free. */
+typedef struct {
+    int status;                 /* 0, or the EF_E* code the request ended with */
+    ef_finish finish;           /* why generation stopped (status 0 only) */
+    uint32_t prompt_tokens;     /* tokens in the prompt */
+    uint32_t prompt_evaluated;  /* of those, evaluated now (the rest came from the KV cache) */
+    uint32_t completion_tokens; /* tokens generated */
+    uint32_t tokens_received;   /* tokens that reached the caller, also after a failure */
+    uint32_t retry_after_ms;    /* with EF_EBUSY: when to try again; else 0 */
+    uint64_t seed;              /* the seed the agent used (reproduces a sampled answer) */
+    double queue_ms;            /* time waiting for a slot on the agent */
+    double first_token_ms;      /* from arrival at the agent to the first token */
+    double elapsed_ms;          /* the whole call as the client saw it */
+    char agent[64];             /* name of the agent that served it; "" if none did */
+    char message[160];          /* the fleet's error message; "" on success */
+} ef_result;
+
+/* Called with each piece of text as it arrives (len bytes, not NUL-terminated; a piece may end
+ * mid-UTF-8-character). Return 0 to go on, nonzero to cancel the request. */
+typedef int (*ef_token_fn)(const char *text, size_t len, void *user);
+
+/* Generate from a raw prompt on any agent serving `model`, streaming text to on_token (may be
+ * NULL). Blocks until the request ends. Returns 0 when it completed (out->finish says how), or:
+ * EF_EINVAL (bad arguments), EF_ENOTCONN (no handshake within connect_timeout_ms), EF_EDENIED (the
+ * coordinator refused our key), EF_EBUSY (queue full; out->retry_after_ms), EF_EUNKNOWNMODEL,
+ * EF_EDEADLINE, EF_EAGENTLOST (out->tokens_received says how much arrived), EF_ECANCELED
+ * (callback or ef_client_cancel), EF_ETIMEDOUT, or another code the fleet sent.
+ * If it fails before any text arrived, on_token was never called. out (may be NULL) is always
+ * filled, also on failure; prompt and params are read during the call only (caller owns).
+ * Not thread-safe for one client (see above); the client stays usable after any failure. */
+EF_API int ef_client_generate(ef_client_t *client, const char *model, const char *prompt,
+                              const ef_gen_params *params, ef_token_fn on_token, void *user,
+                              ef_result *out);
+
+typedef struct {
+    const char *role;    /* "system", "user" or "assistant" */
+    const char *content; /* the message text */
+} ef_chat_message;
+
+/* As ef_client_generate, but the agent renders `messages` (n_messages >= 1) with the model's
+ * chat template. Same returns, ownership, callbacks and thread-safety. */
+EF_API int ef_client_chat(ef_client_t *client, const char *model, const ef_chat_message *messages,
+                          size_t n_messages, const ef_gen_params *params, ef_token_fn on_token,
+                          void *user, ef_result *out);
+
+/* ---- batches ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *prompt;          /* raw prompt (caller owns, read during the call) */
+    const ef_gen_params *params; /* NULL = ef_gen_default_params() */
+} ef_batch_item;
+
+/* Called once per item as it completes, in completion order: index is the item's position in
+ * the batch, text its whole output (text_len bytes, NUL-terminated, valid during the call),
+ * result its outcome (result->status != 0 for a failed item). Return nonzero to cancel the rest. */
+typedef int (*ef_item_fn)(size_t index, const char *text, size_t text_len, const ef_result *result,
+                          void *user);
+
+/* Submit n_items prompts for `model` as one batch; the coordinator shards them across agents in
+ * proportion to their capacity. Blocks until every item has ended, calling on_item for each.
+ * Returns 0 when every item got its answer or error (per-item failures are reported only
+ * through on_item), or EF_EINVAL, EF_ENOTCONN, EF_ENOMEM (on_item never called), or
+ * EF_ECANCELED / EF_ETIMEDOUT (items not yet ended are not reported). Caller owns items.
+ * Not thread-safe for one client. */
+EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batch_item *items,
+                           size_t n_items, ef_item_fn on_item, void *user);
+
+/* ---- operations (operator keys only) -------------------------------------------------------- */
+
+typedef struct {
+    char model[64];
+    uint32_t busy_slots;
+    uint32_t total_slots;
+} ef_model_load;
+
+typedef struct {
+    char name[64];
+    char hostname[64];
+    double gen_tps;            /* generated tokens/s, recent average over all slots */
+    double prompt_tps;         /* prompt tokens/s, recent average */
+    int draining;              /* nonzero: takes no new work */
+    int simulated;             /* nonzero: a simulated backend, not a real board */
+    uint64_t last_seen_ms_ago; /* since its last message */
+    uint64_t served;           /* requests completed */
+    size_t n_models;
+    ef_model_load *models; /* n_models entries, owned by the ef_fleet_status */
+} ef_agent_status;
+
+typedef struct {
+    char model[64];
+    uint32_t queued;   /* requests waiting at the coordinator */
+    uint32_t capacity; /* the most that may wait */
+} ef_queue_status;
+
+typedef struct {
+    size_t n_agents;
+    ef_agent_status *agents;
+    size_t n_queues;
+    ef_queue_status *queues;
+} ef_fleet_status;
+
+/* Fetch the fleet's state. Returns 0 and sets *out (caller owns; free with
+ * ef_fleet_status_free), or EF_EINVAL, EF_ENOTCONN, EF_ETIMEDOUT, EF_ENOMEM, or the
+ * EF_EDENIED (our key is not an operator's); *out is NULL then.
+ * Not thread-safe for one client. */
+EF_API int ef_client_status(ef_client_t *client, ef_fleet_status **out);
+
+/* Free a status from ef_client_status and set *status_p to NULL. NULL-safe. Thread-safe. */
+EF_API void ef_fleet_status_free(ef_fleet_status **status_p);
+
+/* Drain (enable != 0) or undrain agent `agent`: a draining agent gets no new work and finishes
+ * what it has. Returns 0, EF_ENOENT (no such agent), EF_EDENIED (not an operator key), EF_EINVAL,
+ * EF_ENOTCONN, EF_ETIMEDOUT. Not thread-safe for one client; nothing changes on failure. */
+EF_API int ef_client_drain(ef_client_t *client, const char *agent, int enable);
 
 #ifdef __cplusplus
 }

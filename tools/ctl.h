@@ -21,4 +21,12 @@ typedef struct {
 /* keygen NAME [--dir DIR]: write DIR/NAME.key (0600) and DIR/NAME.pub. tools/ctl_keygen.c */
 int ctl_keygen(int argc, char **argv);
 
+/* generate --model M [...] "prompt": stream an answer from the fleet. tools/ctl_generate.c */
+int ctl_generate(int argc, char **argv);
+/* status: the fleet's agents, slots and queues (operator key). tools/ctl_status.c */
+int ctl_status(int argc, char **argv);
+/* drain AGENT / undrain AGENT (operator key). tools/ctl_drain.c */
+int ctl_drain(int argc, char **argv);
+int ctl_undrain(int argc, char **argv);
+
 #endif

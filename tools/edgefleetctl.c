@@ -8,6 +8,11 @@
 static const ctl_command commands[] = {
     {"keygen", "keygen NAME [--dir DIR]", "make NAME.key (0600) and NAME.pub in DIR (default .)",
      ctl_keygen},
+    {"generate", "generate --model M [...] PROMPT", "stream an answer from the fleet",
+     ctl_generate},
+    {"status", "status", "agents, slots, tokens/s, queues (operator key)", ctl_status},
+    {"drain", "drain AGENT", "give AGENT no new work; it finishes what it has", ctl_drain},
+    {"undrain", "undrain AGENT", "let AGENT take new work again", ctl_undrain},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

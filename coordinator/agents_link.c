@@ -1,0 +1,269 @@
+/* The agent endpoint: a CURVE ROUTER (ZAP domain "agents", keys from allow/agents/) where agents
+ * register and heartbeat, Paranoid-Pirate style in both directions: we heartbeat every live
+ * agent each interval, any message from an agent counts as life, and an agent silent for
+ * `liveness` intervals is dropped and its requests failed. Replies about requests go to
+ * relay.c. Loop thread. */
+#include "clock.h"
+#include "coord.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Liveness checks per heartbeat interval. */
+#define LINK_SWEEPS_PER_INTERVAL 4
+
+int agents_link_send(coord *c, agent_id_t agent, envelope *env)
+{
+    const registry_agent *a = registry_get(c->registry, agent);
+    if (!a)
+        return EF_ENOENT;
+    return tsock_send_env(c->agents, a->routing_id, a->routing_id_len, env);
+}
+
+static void send_registered(coord *c, const uint8_t *peer, size_t len, int accepted,
+                            const char *reason)
+{
+    Edgefleet__Registered r = EDGEFLEET__REGISTERED__INIT;
+    r.accepted = accepted != 0;
+    r.reason = (char *)(reason ? reason : "");
+    r.coordinator_name = c->name;
+    r.heartbeat_interval_ms = c->cfg.heartbeat_ms;
+    r.liveness = c->cfg.liveness;
+    envelope env = EDGEFLEET__ENVELOPE__INIT;
+    env.body_case = EDGEFLEET__ENVELOPE__BODY_AGENT_REGISTERED;
+    env.agent_registered = &r;
+    int rc = tsock_send_env(c->agents, peer, len, &env);
+    if (rc)
+        log_warn("Registered reply failed: %s", ef_strerror(rc));
+}
+
+static void log_registered(const registry_agent *a, const Edgefleet__Register *rg, int replaced)
+{
+    char models[256];
+    size_t used = 0;
+    models[0] = '\0';
+    for (size_t i = 0; i < a->n_models && used < sizeof models; i++) {
+        int w = snprintf(models + used, sizeof models - used, "%s%s x%u", i ? ", " : "",
+                         a->models[i].name, a->models[i].n_slots);
+        if (w > 0)
+            used += (size_t)w;
+    }
+    log_info("agent %s %s (key %s, host %s, %u cores, version %s%s): %s", a->name,
+             replaced ? "re-registered, old entry replaced" : "registered", a->key_id, a->hostname,
+             rg->cpu_cores, rg->agent_version ? rg->agent_version : "?",
+             a->simulated ? ", SIMULATED backend" : "", models);
+}
+
+static void on_register(coord *c, const Edgefleet__Register *rg, const char *user_id,
+                        const uint8_t *peer, size_t len)
+{
+    if (rg->n_models > REGISTRY_MODELS_MAX) {
+        log_warn("agent %s refused: %zu models (at most %d)", rg->agent_name, rg->n_models,
+                 REGISTRY_MODELS_MAX);
+        send_registered(c, peer, len, 0, "too many models");
+        return;
+    }
+    registry_model_decl decl[REGISTRY_MODELS_MAX];
+    for (size_t i = 0; i < rg->n_models; i++)
+        decl[i] = (registry_model_decl){rg->models[i]->name, rg->models[i]->n_slots};
+    registry_registration reg = {.name = rg->agent_name,
+                                 .key_id = user_id,
+                                 .hostname = rg->hostname,
+                                 .routing_id = peer,
+                                 .routing_id_len = len,
+                                 .models = decl,
+                                 .n_models = rg->n_models,
+                                 .heartbeat_interval_ms = rg->heartbeat_interval_ms,
+                                 .simulated = rg->simulated};
+    agent_id_t id = AGENT_ID_NONE, replaced = AGENT_ID_NONE;
+    ef_errmsg reason = {{0}};
+    int rc = registry_register(c->registry, &reg, clock_mono_ms(), &id, &replaced, &reason);
+    if (rc) {
+        log_warn("agent \"%s\" (key %s) refused: %s", rg->agent_name, user_id,
+                 reason.msg[0] ? reason.msg : ef_strerror(rc));
+        send_registered(c, peer, len, 0, reason.msg[0] ? reason.msg : ef_strerror(rc));
+        return;
+    }
+    if (replaced != AGENT_ID_NONE)
+        dispatch_agent_gone(c, replaced, rg->agent_name, "it re-registered");
+    log_registered(registry_get(c->registry, id), rg, replaced != AGENT_ID_NONE);
+    send_registered(c, peer, len, 1, NULL);
+    dispatch_run(c); /* a new agent takes queued work at once */
+}
+
+static void on_heartbeat(coord *c, agent_id_t id, const Edgefleet__Heartbeat *hb)
+{
+    registry_model_load loads[REGISTRY_MODELS_MAX];
+    size_t n = hb->n_models < REGISTRY_MODELS_MAX ? hb->n_models : REGISTRY_MODELS_MAX;
+    uint32_t busy = 0;
+    for (size_t i = 0; i < n; i++) {
+        loads[i] = (registry_model_load){hb->models[i]->model, hb->models[i]->busy_slots,
+                                         hb->models[i]->total_slots};
+        busy += hb->models[i]->busy_slots;
+    }
+    /* The heartbeat's speeds are for all slots together; the registry wants what one request
+     * sees, so share them out over the slots that were busy. */
+    double share = busy > 1 ? (double)busy : 1.0;
+    registry_load load = {.models = loads,
+                          .n_models = n,
+                          .gen_tps = hb->gen_tps / share,
+                          .prompt_tps = hb->prompt_tps / share,
+                          .draining = hb->draining};
+    if (registry_heartbeat(c->registry, id, &load, clock_mono_ms()) != 0)
+        return;
+    const registry_agent *a = registry_get(c->registry, id);
+    if (a)
+        telemetry_publish(c, a, hb);
+    dispatch_run(c);
+}
+
+/* A message from a routing id we do not know, e.g. after our restart: ask it to register. */
+static void on_unknown(coord *c, const envelope *env, const uint8_t *peer, size_t len)
+{
+    if (env->body_case != EDGEFLEET__ENVELOPE__BODY_HEARTBEAT)
+        return; /* answer once per interval at most: heartbeats come that often */
+    log_info("heartbeat from an unregistered agent link; asking it to register");
+    Edgefleet__Error e = EDGEFLEET__ERROR__INIT;
+    e.code = EF_ENOTCONN;
+    e.message = "not registered with this coordinator: send Register";
+    envelope out = EDGEFLEET__ENVELOPE__INIT;
+    out.body_case = EDGEFLEET__ENVELOPE__BODY_ERROR;
+    out.error = &e;
+    tsock_send_env(c->agents, peer, len, &out);
+}
+
+static void on_agent_envelope(coord *c, const envelope *env, const char *user_id,
+                              const uint8_t *peer, size_t len)
+{
+    if (env->body_case == EDGEFLEET__ENVELOPE__BODY_AGENT_REGISTER) {
+        on_register(c, env->agent_register, user_id, peer, len);
+        return;
+    }
+    agent_id_t id = registry_find_routing_id(c->registry, peer, len);
+    const registry_agent *a = registry_get(c->registry, id);
+    if (!a) {
+        on_unknown(c, env, peer, len);
+        return;
+    }
+    if (strcmp(a->key_id, user_id) != 0) { /* a link that took the name over: not this agent */
+        log_warn("agent %s: message from key %s ignored (registered with %s)", a->name, user_id,
+                 a->key_id);
+        return;
+    }
+    registry_touch(c->registry, id, clock_mono_ms());
+    switch (env->body_case) {
+    case EDGEFLEET__ENVELOPE__BODY_HEARTBEAT:
+        on_heartbeat(c, id, env->heartbeat);
+        break;
+    case EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK:
+        dispatch_agent_chunk(c, id, env->token_chunk);
+        break;
+    case EDGEFLEET__ENVELOPE__BODY_DONE:
+        dispatch_agent_done(c, id, env->done);
+        break;
+    case EDGEFLEET__ENVELOPE__BODY_ERROR:
+        dispatch_agent_error(c, id, env->error);
+        break;
+    default:
+        log_debug("agent %s: %s ignored", a->name, codec_body_name(env));
+        break;
+    }
+}
+
+static void on_agent_message(tsock *s, zmq_msg_t *frames, size_t n, void *user)
+{
+    coord *c = user;
+    if (n != 2 || zmq_msg_size(&frames[0]) == 0 || zmq_msg_size(&frames[0]) > COORD_PEER_MAX)
+        return;
+    const uint8_t *peer = zmq_msg_data(&frames[0]);
+    size_t len = zmq_msg_size(&frames[0]);
+    const char *user_id = zmq_msg_gets(&frames[1], "User-Id");
+    envelope *env = NULL;
+    int rc = codec_decode(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), 0, &env);
+    if (rc) {
+        log_warn("agent link (key %s): message refused: %s", user_id ? user_id : "?",
+                 ef_strerror(rc));
+        return;
+    }
+    on_agent_envelope(c, env, user_id ? user_id : "", peer, len);
+    codec_free(&env);
+}
+
+/* Drop agents silent for their liveness window and fail what they were running. */
+static void drop_dead(coord *c, uint64_t now)
+{
+    for (size_t i = 0; i < registry_count(c->registry);) {
+        const registry_agent *a = registry_at(c->registry, i);
+        if (registry_agent_live(c->registry, a, now)) {
+            i++;
+            continue;
+        }
+        agent_id_t id = a->id;
+        char name[REGISTRY_NAME_MAX];
+        snprintf(name, sizeof name, "%s", a->name);
+        log_warn("agent %s dead: silent for %llu ms (liveness window %llu ms)", name,
+                 (unsigned long long)(now - a->last_seen_ms),
+                 (unsigned long long)registry_liveness_window_ms(c->registry, a));
+        registry_remove(c->registry, id); /* order changes: start over */
+        dispatch_agent_gone(c, id, name, "silent too long");
+        i = 0;
+    }
+}
+
+static void on_heartbeat_timer(uv_timer_t *t)
+{
+    coord *c = t->data;
+    uint64_t now = clock_mono_ms();
+    drop_dead(c, now);
+    if (now < c->next_heartbeat_ms)
+        return;
+    c->next_heartbeat_ms = now + c->cfg.heartbeat_ms;
+    Edgefleet__Heartbeat hb = EDGEFLEET__HEARTBEAT__INIT;
+    hb.sent_unix_ms = clock_unix_ms();
+    envelope env = EDGEFLEET__ENVELOPE__INIT;
+    env.body_case = EDGEFLEET__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    for (size_t i = 0; i < registry_count(c->registry); i++) {
+        const registry_agent *a = registry_at(c->registry, i);
+        int rc = tsock_send_env(c->agents, a->routing_id, a->routing_id_len, &env);
+        if (rc && rc != EF_ENOTCONN)
+            log_warn("heartbeat to agent %s failed: %s", a->name, ef_strerror(rc));
+    }
+}
+
+int agents_link_open(coord *c, ef_errmsg *em)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/agents", c->cfg.allow_dir);
+    if (transport_allow_dir(c->transport, "agents", dir) != 0)
+        return errmsg_set(em, EF_ENOMEM, "out of memory registering %s", dir);
+    tsock_params p = {.type = ZMQ_ROUTER,
+                      .endpoint = c->cfg.agents_endpoint,
+                      .bind = 1,
+                      .keys = &c->keys,
+                      .zap_domain = "agents",
+                      .on_recv = on_agent_message,
+                      .user = c};
+    c->agents = tsock_new(c->transport, &p, em);
+    if (!c->agents)
+        return EF_EZMQ;
+    /* An agent that reconnects (same routing id = its name) takes its id over at once instead of
+     * being refused until the old, half-dead connection times out. A different key under the
+     * same name is still refused by the registry, with a log line. */
+    int on = 1;
+    zmq_setsockopt(tsock_zmq(c->agents), ZMQ_ROUTER_HANDOVER, &on, sizeof on);
+    c->heartbeat_timer.data = c;
+    uv_timer_init(c->loop, &c->heartbeat_timer);
+    /* The timer ticks LINK_SWEEPS_PER_INTERVAL times per interval so a dead agent is dropped
+     * within a fraction of an interval of its window; heartbeats go out once per interval. */
+    uint64_t tick = c->cfg.heartbeat_ms / LINK_SWEEPS_PER_INTERVAL;
+    uv_timer_start(&c->heartbeat_timer, on_heartbeat_timer, tick ? tick : 1, tick ? tick : 1);
+    return 0;
+}
+
+void agents_link_close(coord *c)
+{
+    uv_timer_stop(&c->heartbeat_timer);
+    uv_close((uv_handle_t *)&c->heartbeat_timer, NULL);
+}

@@ -1,0 +1,54 @@
+/* libedgefleet internals shared by client.c (connection, operator commands) and client_call.c
+ * (generate, chat, batch). Everything runs on the thread that called into the public API; only
+ * `cancel` is touched from other threads, hence its atomic type. */
+#ifndef EF_CLIENT_INTERNAL_H
+#define EF_CLIENT_INTERNAL_H
+
+#include "codec.h"
+#include "edgefleet.h"
+#include "keys.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* How often a waiting call wakes up to look at the cancel flag: short enough that
+ * ef_client_cancel feels immediate, long enough to cost nothing. */
+#define CLIENT_POLL_SLICE_MS 50
+
+/* Connect timeout when the params say 0. */
+#define CLIENT_CONNECT_TIMEOUT_DEFAULT_MS 5000u
+
+struct ef_client {
+    void *zctx;    /* own context: clients on different threads share nothing */
+    void *sock;    /* DEALER to the coordinator's client endpoint */
+    void *monitor; /* PAIR receiving the DEALER's handshake/disconnect events */
+    int connected; /* a CURVE handshake succeeded and no disconnect since */
+    int denied;    /* the coordinator's ZAP handler refused our key */
+    uint32_t connect_timeout_ms;
+    uint32_t request_timeout_ms;
+    atomic_int cancel; /* set by ef_client_cancel from any thread */
+    char last_error[256];
+};
+
+/* Monotonic milliseconds. */
+uint64_t client_now_ms(void);
+
+/* Set the client's last error text and return code. */
+int client_fail(ef_client_t *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Wait (up to connect_timeout_ms) until the handshake has succeeded. 0, EF_ENOTCONN, EF_EDENIED. */
+int client_wait_connected(ef_client_t *c);
+
+/* Encode and send env. 0 or EF_ENOTCONN / codec errors. */
+int client_send(ef_client_t *c, envelope *env);
+
+/* Wait until a frame arrives (returns 0 and sets *out; free with codec_free), `wait_ms` pass
+ * (EF_ETIMEDOUT), the link drops (EF_ENOTCONN) or the key is refused (EF_EDENIED). Frames that
+ * fail to decode are skipped. Returns EF_ECANCELED when the cancel flag is set. */
+int client_recv(ef_client_t *c, uint32_t wait_ms, envelope **out);
+
+/* 16 random bytes from libsodium. */
+void client_random_id(uint8_t id[CODEC_REQUEST_ID_LEN]);
+
+#endif

@@ -1,0 +1,80 @@
+/* Implementation of ctl_connect.h: the common options and the client they make. */
+#include "ctl_connect.h"
+#include "ctl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Where a coordinator runs when nothing says otherwise: this machine's default port. */
+#define CTL_DEFAULT_COORDINATOR "tcp://127.0.0.1:7702"
+
+void ctl_connect_defaults(ctl_connect_opts *o)
+{
+    const char *v = getenv("EDGEFLEET_COORDINATOR");
+    o->coordinator = v && *v ? v : CTL_DEFAULT_COORDINATOR;
+    v = getenv("EDGEFLEET_SERVER_KEY");
+    o->server_key = v && *v ? v : NULL;
+    v = getenv("EDGEFLEET_KEY");
+    o->key = v && *v ? v : NULL;
+    o->timeout_ms = 0;
+}
+
+int ctl_connect_option(ctl_connect_opts *o, int ch, const char *arg, const char *cmd)
+{
+    char *end;
+    switch (ch) {
+    case CTL_OPT_COORDINATOR:
+        o->coordinator = arg;
+        return 1;
+    case CTL_OPT_SERVER_KEY:
+        o->server_key = arg;
+        return 1;
+    case CTL_OPT_KEY:
+        o->key = arg;
+        return 1;
+    case CTL_OPT_TIMEOUT:
+        errno = 0;
+        unsigned long v = strtoul(arg, &end, 10);
+        if (errno || end == arg || *end || v > 86400000ul) {
+            fprintf(stderr, "edgefleetctl %s: --timeout-ms: \"%s\" is not a number of ms\n", cmd,
+                    arg);
+            return -1;
+        }
+        o->timeout_ms = (unsigned)v;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+ef_client_t *ctl_connect(const ctl_connect_opts *o, const char *cmd)
+{
+    if (!o->server_key || !o->key) {
+        fprintf(stderr,
+                "edgefleetctl %s: need --server-key and --key (or $EDGEFLEET_SERVER_KEY and "
+                "$EDGEFLEET_KEY)\n",
+                cmd);
+        return NULL;
+    }
+    ef_client_params p = ef_client_default_params();
+    p.endpoint = o->coordinator;
+    p.server_key_file = o->server_key;
+    p.key_file = o->key;
+    p.request_timeout_ms = o->timeout_ms;
+    ef_client_t *c = ef_client_new(&p);
+    if (!c)
+        fprintf(stderr,
+                "edgefleetctl %s: cannot use %s or %s as keys, or %s as an endpoint (the secret "
+                "key must be mode 0600)\n",
+                cmd, o->server_key, o->key, o->coordinator);
+    return c;
+}
+
+int ctl_report_failure(const char *cmd, ef_client_t *client, int rc)
+{
+    const char *why = ef_client_last_error(client);
+    fprintf(stderr, "edgefleetctl %s: %s (%s)\n", cmd, *why ? why : ef_strerror(rc),
+            ef_err_name(rc));
+    return CTL_FAILED;
+}

@@ -1,0 +1,49 @@
+/* What every edgefleetctl command that talks to a coordinator shares: the --coordinator,
+ * --server-key and --key options (defaults from $EDGEFLEET_COORDINATOR, $EDGEFLEET_SERVER_KEY,
+ * $EDGEFLEET_KEY) and the libedgefleet client made from them. */
+#ifndef EF_CTL_CONNECT_H
+#define EF_CTL_CONNECT_H
+
+#include "edgefleet.h"
+
+#include <getopt.h>
+
+/* getopt_long codes of the common options; commands use codes below 256 for their own. */
+enum { CTL_OPT_COORDINATOR = 256, CTL_OPT_SERVER_KEY, CTL_OPT_KEY, CTL_OPT_TIMEOUT };
+
+#define CTL_CONNECT_LONGOPTS                                      \
+    {"coordinator", required_argument, 0, CTL_OPT_COORDINATOR},   \
+        {"server-key", required_argument, 0, CTL_OPT_SERVER_KEY}, \
+        {"key", required_argument, 0, CTL_OPT_KEY},               \
+    {                                                             \
+        "timeout-ms", required_argument, 0, CTL_OPT_TIMEOUT       \
+    }
+
+#define CTL_CONNECT_USAGE                                                                 \
+    "  --coordinator ENDPOINT   client endpoint (default $EDGEFLEET_COORDINATOR, else\n"  \
+    "                           tcp://127.0.0.1:7702)\n"                                  \
+    "  --server-key FILE        the coordinator's .pub (default $EDGEFLEET_SERVER_KEY)\n" \
+    "  --key FILE               this client's .key (default $EDGEFLEET_KEY)\n"            \
+    "  --timeout-ms N           give up after N ms (default: none for generate, 10000 else)\n"
+
+typedef struct {
+    const char *coordinator;
+    const char *server_key;
+    const char *key;
+    unsigned timeout_ms;
+} ctl_connect_opts;
+
+/* Defaults from the environment. */
+void ctl_connect_defaults(ctl_connect_opts *o);
+
+/* Take a common option (ch is its getopt code). Returns 1 when taken, 0 when ch is not one,
+ * -1 on a bad value (message printed). */
+int ctl_connect_option(ctl_connect_opts *o, int ch, const char *arg, const char *cmd);
+
+/* Make the client. NULL with a message on stderr ("cmd: ..."). */
+ef_client_t *ctl_connect(const ctl_connect_opts *o, const char *cmd);
+
+/* Print "edgefleetctl CMD: <why>" for a failed call. Returns CTL_FAILED. */
+int ctl_report_failure(const char *cmd, ef_client_t *client, int rc);
+
+#endif

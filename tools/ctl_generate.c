@@ -1,0 +1,146 @@
+/* edgefleetctl generate --model M [--max-tokens N] [--temperature T] [--seed S] "prompt":
+ * streams the answer to stdout as tokens arrive, then one line on stderr saying which agent
+ * served it, how many tokens and how fast. Ctrl-C cancels the request on the fleet. */
+#include "ctl.h"
+#include "ctl_connect.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The client a SIGINT cancels. Set once before the call, read by the handler: the one static
+ * here, because a signal handler has no other way to reach it. */
+static ef_client_t *volatile g_generating;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (g_generating)
+        ef_client_cancel(g_generating); /* one atomic store: async-signal-safe */
+}
+
+static int generate_usage(FILE *out)
+{
+    fprintf(out, "usage: edgefleetctl generate --model M [--max-tokens N] [--temperature T] "
+                 "[--seed S] [options] \"prompt\"\n" CTL_CONNECT_USAGE);
+    return CTL_BAD_ARG;
+}
+
+static int on_token(const char *text, size_t len, void *user)
+{
+    (void)user;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* Parse a number of the given kind; 0 on success, -1 (message printed) otherwise. */
+static int parse_num(const char *opt, const char *arg, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno || end == arg || *end || v < min || v > max) {
+        fprintf(stderr, "edgefleetctl generate: --%s: \"%s\" is out of range or not a number\n",
+                opt, arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Returns CTL_OK, CTL_BAD_ARG, or -1 after --help. */
+static int parse_args(int argc, char **argv, ctl_connect_opts *co, const char **model,
+                      ef_gen_params *gp)
+{
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"max-tokens", required_argument, 0, 'n'},
+                                         {"temperature", required_argument, 0, 't'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"help", no_argument, 0, 'h'},
+                                         CTL_CONNECT_LONGOPTS,
+                                         {0, 0, 0, 0}};
+    int ch;
+    double v = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        int taken = ctl_connect_option(co, ch, optarg, "generate");
+        if (taken < 0)
+            return CTL_BAD_ARG;
+        if (taken)
+            continue;
+        switch (ch) {
+        case 'm':
+            *model = optarg;
+            break;
+        case 'n':
+            if (parse_num("max-tokens", optarg, 0, 1e6, &v) != 0)
+                return CTL_BAD_ARG;
+            gp->max_tokens = (uint32_t)v;
+            break;
+        case 't':
+            if (parse_num("temperature", optarg, 0, 100, &v) != 0)
+                return CTL_BAD_ARG;
+            gp->temperature = (float)v;
+            break;
+        case 's': {
+            char *end;
+            errno = 0;
+            gp->seed = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-') {
+                fprintf(stderr, "edgefleetctl generate: --seed: \"%s\" is not a number\n", optarg);
+                return CTL_BAD_ARG;
+            }
+            break;
+        }
+        case 'h':
+            generate_usage(stdout);
+            return -1;
+        default:
+            return generate_usage(stderr);
+        }
+    }
+    if (!*model || optind != argc - 1) {
+        fprintf(stderr, "edgefleetctl generate: need --model and one prompt argument\n");
+        return generate_usage(stderr);
+    }
+    return CTL_OK;
+}
+
+int ctl_generate(int argc, char **argv)
+{
+    ctl_connect_opts co;
+    ctl_connect_defaults(&co);
+    const char *model = "";
+    ef_gen_params gp = ef_gen_default_params();
+    int rc = parse_args(argc, argv, &co, &model, &gp);
+    if (rc)
+        return rc < 0 ? CTL_OK : rc;
+    const char *prompt = argv[argc - 1];
+    ef_client_t *client = ctl_connect(&co, "generate");
+    if (!client)
+        return CTL_BAD_ARG;
+    g_generating = client;
+    struct sigaction sa = {.sa_handler = on_sigint}, old;
+    sigaction(SIGINT, &sa, &old);
+    ef_result res;
+    rc = ef_client_generate(client, model, prompt, &gp, on_token, NULL, &res);
+    sigaction(SIGINT, &old, NULL);
+    g_generating = NULL;
+    if (res.tokens_received)
+        printf("\n");
+    if (rc == 0) {
+        double secs = res.elapsed_ms / 1000.0;
+        fprintf(stderr, "agent %s: %u tokens in %.2f s (%.1f tokens/s), seed %llu\n", res.agent,
+                res.completion_tokens, secs, secs > 0 ? res.completion_tokens / secs : 0.0,
+                (unsigned long long)res.seed);
+    } else if (rc == EF_EBUSY) {
+        fprintf(stderr, "edgefleetctl generate: fleet busy; retry after %u ms\n",
+                res.retry_after_ms);
+    } else {
+        ctl_report_failure("generate", client, rc);
+    }
+    ef_client_destroy(&client);
+    return rc ? CTL_FAILED : CTL_OK;
+}

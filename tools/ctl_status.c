@@ -1,0 +1,85 @@
+/* edgefleetctl status: print the fleet as the coordinator sees it: each agent with its models,
+ * slots busy/total, tokens/s, draining, when it was last heard from, and each model's queue.
+ * Needs an operator key. */
+#include "ctl.h"
+#include "ctl_connect.h"
+
+#include <string.h>
+
+static int status_usage(FILE *out)
+{
+    fprintf(out, "usage: edgefleetctl status [options]\n" CTL_CONNECT_USAGE);
+    return CTL_BAD_ARG;
+}
+
+static void print_agents(const ef_fleet_status *st)
+{
+    printf("%-20s %-16s %-24s %9s %8s %-9s %7s %7s\n", "AGENT", "HOST", "MODEL", "SLOTS", "TOK/S",
+           "STATE", "SEEN", "SERVED");
+    for (size_t i = 0; i < st->n_agents; i++) {
+        const ef_agent_status *a = &st->agents[i];
+        const char *state = a->draining ? "draining" : a->simulated ? "simulated" : "ready";
+        for (size_t m = 0; m < (a->n_models ? a->n_models : 1); m++) {
+            char slots[32] = "-";
+            const char *model = "-";
+            if (a->n_models) {
+                snprintf(slots, sizeof slots, "%u/%u", a->models[m].busy_slots,
+                         a->models[m].total_slots);
+                model = a->models[m].model;
+            }
+            printf("%-20s %-16s %-24s %9s %8.1f %-9s %6.1fs %7llu\n", m ? "" : a->name,
+                   m ? "" : a->hostname, model, slots, a->gen_tps, state,
+                   a->last_seen_ms_ago / 1000.0, (unsigned long long)a->served);
+        }
+    }
+    if (st->n_agents == 0)
+        printf("(no agents registered)\n");
+}
+
+static void print_queues(const ef_fleet_status *st)
+{
+    printf("\n%-24s %8s %8s\n", "QUEUE (MODEL)", "WAITING", "CAPACITY");
+    for (size_t i = 0; i < st->n_queues; i++)
+        printf("%-24s %8u %8u\n", st->queues[i].model, st->queues[i].queued,
+               st->queues[i].capacity);
+    if (st->n_queues == 0)
+        printf("(no queues yet)\n");
+}
+
+int ctl_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, 0, 'h'}, CTL_CONNECT_LONGOPTS, {0, 0, 0, 0}};
+    ctl_connect_opts co;
+    ctl_connect_defaults(&co);
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        int taken = ctl_connect_option(&co, ch, optarg, "status");
+        if (taken < 0)
+            return CTL_BAD_ARG;
+        if (taken)
+            continue;
+        if (ch == 'h') {
+            status_usage(stdout);
+            return CTL_OK;
+        }
+        return status_usage(stderr);
+    }
+    if (optind != argc)
+        return status_usage(stderr);
+    ef_client_t *client = ctl_connect(&co, "status");
+    if (!client)
+        return CTL_BAD_ARG;
+    ef_fleet_status *st = NULL;
+    int rc = ef_client_status(client, &st);
+    if (rc == 0) {
+        print_agents(st);
+        print_queues(st);
+    } else {
+        ctl_report_failure("status", client, rc);
+    }
+    ef_fleet_status_free(&st);
+    ef_client_destroy(&client);
+    return rc ? CTL_FAILED : CTL_OK;
+}
