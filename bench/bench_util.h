@@ -1,0 +1,33 @@
+/* Helpers the benchmarks share: progress lines, medians, running a baseline tool as a child
+ * with its stdout captured and its peak RSS taken from wait4's rusage, and a process's peak RSS
+ * (VmHWM) from /proc. Single-threaded; nothing here is a test. */
+#ifndef EF_BENCH_UTIL_H
+#define EF_BENCH_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* printf a progress line to stderr, prefixed with the seconds since the first call. */
+void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Median of v[0..n) (v is reordered); 0 when n == 0. */
+double bench_median(double *v, size_t n);
+
+/* Run argv (argv[0] a path) to completion with stdout captured into *out (malloc'd, NUL-ended,
+ * caller frees) and stderr appended to stderr_path (NULL = discarded). Sets *maxrss_kb to the
+ * child's peak resident set. Returns 0 when it exited with status 0; EF_EIO when it could not
+ * start or failed (then *out is still set when anything was read). */
+int bench_run_capture(char *const argv[], const char *stderr_path, char **out, long *maxrss_kb);
+
+/* Start argv in the background with stdout and stderr appended to log_path. Returns its pid, or
+ * -1. */
+pid_t bench_spawn(char *const argv[], const char *log_path);
+/* SIGTERM pid and reap it, SIGKILL after timeout_ms. Returns its wait status, or -1. */
+int bench_stop(pid_t pid, int timeout_ms);
+/* 1 while pid is alive (not yet exited), reaping it if it has exited. */
+int bench_alive(pid_t pid);
+
+/* VmHWM (peak resident set, kB) of a live process from /proc/PID/status, or -1. */
+long bench_proc_hwm_kb(pid_t pid);
+
+#endif
