@@ -32,8 +32,8 @@ static void log_request(const flight *f, const char *what, const char *agent)
     char hex[33];
     const Edgefleet__Request *r = f->request;
     codec_id_hex(r->request_id, hex);
-    log_info("request %s (model %s, batch index %u) %s %s", hex, r->model, r->batch_index, what,
-             agent ? agent : "");
+    log_info("request %s (model %s, batch index %u) %s%s%s", hex, r->model, r->batch_index, what,
+             agent ? " " : "", agent ? agent : "");
     if (r->log_prompt && r->prompt && *r->prompt) /* the client allowed it */
         log_info("request %s prompt: %s", hex, r->prompt);
 }
