@@ -172,15 +172,18 @@ sched_request *scheduler_get(scheduler_t *self, uint64_t ticket)
     return r ? &r->req : NULL;
 }
 
+static int32_t find_slot(const scheduler_t *self, const uint8_t *request_id)
+{
+    int32_t i = self->buckets[hash_id(request_id) & (self->nbuckets - 1)];
+    while (i != NIL && memcmp(self->recs[i].req.request_id, request_id, SCHED_REQUEST_ID_LEN) != 0)
+        i = self->recs[i].hnext;
+    return i;
+}
+
 sched_request *scheduler_find(scheduler_t *self, const uint8_t *request_id)
 {
-    if (!self || !request_id)
-        return NULL;
-    int32_t i = self->buckets[hash_id(request_id) & (self->nbuckets - 1)];
-    for (; i != NIL; i = self->recs[i].hnext)
-        if (memcmp(self->recs[i].req.request_id, request_id, SCHED_REQUEST_ID_LEN) == 0)
-            return &self->recs[i].req;
-    return NULL;
+    int32_t i = self && request_id ? find_slot(self, request_id) : NIL;
+    return i == NIL ? NULL : &self->recs[i].req;
 }
 
 static void unlink_expired(scheduler_t *self, uint32_t slot)
@@ -343,7 +346,7 @@ static int validate(const scheduler_t *self, const sched_submit *req, uint64_t n
         return EF_EINVAL;
     if (req->deadline_ms != 0 && req->deadline_ms <= now_ms)
         return EF_EDEADLINE;
-    if (scheduler_find((scheduler_t *)self, req->request_id))
+    if (find_slot(self, req->request_id) != NIL)
         return EF_EDUPLICATE;
     if (!self->params.queue_unknown_models && !model_declared(self, req->model))
         return EF_EUNKNOWNMODEL;
