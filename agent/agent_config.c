@@ -1,0 +1,251 @@
+/* Implementation of agent_config.h on libinih: the handler checks each key as it comes and
+ * keeps the first error; ini_parse reports that error's line. */
+#include "agent_config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bounds that catch typos (a context of 2048000) without limiting real boards. */
+#define MAX_CTX     (1u << 20)
+#define MAX_THREADS 256u
+#define MAX_BATCH   8192u
+#define MAX_HB_MS   600000u
+
+typedef struct {
+    agent_config *c;
+    char error[EF_ERRMSG_MAX]; /* first error, without file:line */
+} parse_state;
+
+static int parse_u32(const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || end == v || *end || *v == '-' || n < lo || n > hi)
+        return -1;
+    *out = (uint32_t)n;
+    return 0;
+}
+
+static int set_string(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = strdup(v);
+    return *dst ? 0 : -1;
+}
+
+static int agent_key(parse_state *ps, const char *name, const char *value)
+{
+    agent_config *c = ps->c;
+    if (strcmp(name, "name") == 0)
+        return set_string(&c->name, value);
+    if (strcmp(name, "coordinator") == 0)
+        return set_string(&c->coordinator, value);
+    if (strcmp(name, "server_key") == 0)
+        return set_string(&c->server_key, value);
+    if (strcmp(name, "key") == 0)
+        return set_string(&c->key, value);
+    if (strcmp(name, "heartbeat_ms") == 0) {
+        if (parse_u32(value, 10, MAX_HB_MS, &c->heartbeat_ms) == 0)
+            return 0;
+        snprintf(ps->error, sizeof ps->error, "bad value \"%.64s\" for \"heartbeat_ms\" (10..%u)",
+                 value, MAX_HB_MS);
+        return -1;
+    }
+    if (strcmp(name, "log_level") == 0) {
+        c->has_log_level = 1;
+        if (log_parse_level(value, &c->level) == 0)
+            return 0;
+        snprintf(ps->error, sizeof ps->error,
+                 "bad value \"%.64s\" for \"log_level\" (debug|info|warn|error|off)", value);
+        return -1;
+    }
+    snprintf(ps->error, sizeof ps->error, "unknown key \"%.64s\" in [agent]", name);
+    return -1;
+}
+
+static int model_number(parse_state *ps, backend_params *m, const char *name, const char *value)
+{
+    static const struct {
+        const char *key;
+        uint32_t lo, hi;
+        size_t off;
+    } keys[] = {
+        {"ctx", 16, MAX_CTX, offsetof(backend_params, n_ctx)},
+        {"slots", 1, BACKEND_MAX_SLOTS, offsetof(backend_params, n_slots)},
+        {"threads", 1, MAX_THREADS, offsetof(backend_params, n_threads)},
+        {"batch", 1, MAX_BATCH, offsetof(backend_params, n_batch)},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (strcmp(name, keys[i].key) != 0)
+            continue;
+        if (parse_u32(value, keys[i].lo, keys[i].hi, (uint32_t *)((char *)m + keys[i].off)) == 0)
+            return 0;
+        snprintf(ps->error, sizeof ps->error, "bad value \"%.64s\" for \"%s\" (an integer %u..%u)",
+                 value, name, keys[i].lo, keys[i].hi);
+        return -1;
+    }
+    return 1; /* not a number key */
+}
+
+static int model_key(parse_state *ps, backend_params *m, const char *name, const char *value)
+{
+    int rc = model_number(ps, m, name, value);
+    if (rc <= 0)
+        return rc;
+    if (strcmp(name, "path") == 0)
+        return set_string((char **)&m->path, value);
+    if (strcmp(name, "chat_template") == 0)
+        return set_string((char **)&m->chat_template, value);
+    if (strcmp(name, "backend") == 0) {
+        if (strcmp(value, "llama") == 0 || strcmp(value, "simulated") == 0) {
+            m->kind = value[0] == 's' ? BACKEND_SIMULATED : BACKEND_LLAMA;
+            return 0;
+        }
+        snprintf(ps->error, sizeof ps->error,
+                 "bad value \"%.64s\" for \"backend\" (llama|simulated)", value);
+        return -1;
+    }
+    if (strcmp(name, "tokens_per_s") == 0) {
+        char *end;
+        double v = strtod(value, &end);
+        if (end != value && !*end && v > 0 && v <= 1e6) {
+            m->sim_tokens_per_s = v;
+            return 0;
+        }
+        snprintf(ps->error, sizeof ps->error, "bad value \"%.64s\" for \"tokens_per_s\"", value);
+        return -1;
+    }
+    snprintf(ps->error, sizeof ps->error, "unknown key \"%.64s\" in [model %s]", name, m->name);
+    return -1;
+}
+
+/* The model of section "model NAME", created on its first key. */
+static backend_params *section_model(parse_state *ps, const char *section)
+{
+    const char *name = section + 6;
+    agent_config *c = ps->c;
+    for (size_t i = 0; i < c->n_models; i++)
+        if (strcmp(c->models[i].name, name) == 0)
+            return &c->models[i];
+    if (c->n_models == AGENT_MAX_MODELS) {
+        snprintf(ps->error, sizeof ps->error, "more than %d models", AGENT_MAX_MODELS);
+        return NULL;
+    }
+    backend_params *m = &c->models[c->n_models];
+    memset(m, 0, sizeof *m);
+    if (!(m->name = strdup(name)))
+        return NULL;
+    c->n_models++;
+    return m;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    parse_state *ps = user;
+    char *first = ps->error[0] ? strdup(ps->error) : NULL; /* keep the first error only */
+    int rc;
+    if (strcmp(section, "agent") == 0) {
+        rc = agent_key(ps, name, value);
+    } else if (strncmp(section, "model ", 6) == 0 && section[6]) {
+        backend_params *m = section_model(ps, section);
+        rc = m ? model_key(ps, m, name, value) : -1;
+    } else {
+        snprintf(ps->error, sizeof ps->error, "unknown section [%.64s]", section);
+        rc = -1;
+    }
+    if (rc != 0 && !ps->error[0])
+        snprintf(ps->error, sizeof ps->error, "out of memory");
+    if (first) {
+        snprintf(ps->error, sizeof ps->error, "%s", first);
+        free(first);
+    }
+    return rc == 0;
+}
+
+static int check_models(const agent_config *c, const char *path, ef_errmsg *em)
+{
+    for (size_t i = 0; i < c->n_models; i++)
+        if (c->models[i].kind == BACKEND_LLAMA && !c->models[i].path)
+            return errmsg_set(em, EF_ECONFIG, "%s: [model %s] has no \"path\"", path,
+                              c->models[i].name);
+    return 0;
+}
+
+int agent_config_load(agent_config *c, const char *path, ef_errmsg *em)
+{
+    parse_state ps = {.c = c};
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errmsg_set(em, errno == ENOENT ? EF_ENOENT : EF_ECONFIG, "%s: %s", path,
+                          strerror(errno));
+    int line = ini_parse_file(f, on_key, &ps);
+    fclose(f);
+    if (line != 0)
+        return errmsg_set(em, EF_ECONFIG, "%s:%d: %s", path, line,
+                          ps.error[0] ? ps.error : "syntax error");
+    return check_models(c, path, em);
+}
+
+int agent_config_add_model(agent_config *c, const char *path, backend_kind kind, ef_errmsg *em)
+{
+    if (c->n_models == AGENT_MAX_MODELS)
+        return errmsg_set(em, EF_ECONFIG, "more than %d models", AGENT_MAX_MODELS);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    if (len == 0)
+        return errmsg_set(em, EF_ECONFIG, "--model %s: no file name", path);
+    backend_params *m = &c->models[c->n_models];
+    memset(m, 0, sizeof *m);
+    m->kind = kind;
+    m->name = strndup(base, len);
+    m->path = strdup(path);
+    if (!m->name || !m->path) {
+        free((char *)m->name);
+        free((char *)m->path);
+        return errmsg_set(em, EF_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < c->n_models; i++) {
+        if (strcmp(c->models[i].name, m->name) == 0) {
+            int rc = errmsg_set(em, EF_ECONFIG, "--model %s: a model named \"%s\" exists", path,
+                                m->name);
+            free((char *)m->name);
+            free((char *)m->path);
+            return rc;
+        }
+    }
+    c->n_models++;
+    return 0;
+}
+
+void agent_config_defaults(agent_config *c, uint32_t ctx, uint32_t slots, uint32_t threads)
+{
+    for (size_t i = 0; i < c->n_models; i++) {
+        backend_params *m = &c->models[i];
+        if (!m->n_ctx)
+            m->n_ctx = ctx;
+        if (!m->n_slots)
+            m->n_slots = slots;
+        if (!m->n_threads)
+            m->n_threads = threads;
+    }
+}
+
+void agent_config_free(agent_config *c)
+{
+    free(c->name);
+    free(c->coordinator);
+    free(c->server_key);
+    free(c->key);
+    for (size_t i = 0; i < c->n_models; i++) {
+        free((char *)c->models[i].name);
+        free((char *)c->models[i].path);
+        free((char *)c->models[i].chat_template);
+    }
+    memset(c, 0, sizeof *c);
+}

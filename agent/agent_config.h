@@ -1,0 +1,42 @@
+/* The agent's configuration: an INI file (parsed with libinih) and/or --model flags. Errors say
+ * file:line and the key ("agent.ini:12: unknown key \"thread\""). Strings are owned by the
+ * config. Example:
+ *   [agent]        name, coordinator, server_key, key, heartbeat_ms, log_level
+ *   [model NAME]   path, ctx, slots, threads, batch, chat_template, backend (llama|simulated),
+ *                  tokens_per_s (simulated) */
+#ifndef EF_AGENT_CONFIG_H
+#define EF_AGENT_CONFIG_H
+
+#include "backend.h"
+#include "errors.h"
+#include "log.h"
+
+#define AGENT_MAX_MODELS 16
+
+typedef struct {
+    char *name;            /* agent name = routing id; NULL = hostname */
+    char *coordinator;     /* agent endpoint of the coordinator, "tcp://host:7701" */
+    char *server_key;      /* coordinator's .pub file */
+    char *key;             /* this agent's .key file */
+    uint32_t heartbeat_ms; /* 0 = 1000 */
+    int has_log_level;
+    log_level level;
+    backend_params models[AGENT_MAX_MODELS]; /* numbers 0 = not set (defaults apply later) */
+    size_t n_models;
+} agent_config;
+
+/* Read path into c (adding to what is there). Returns 0, or EF_ECONFIG / EF_ENOENT with em
+ * saying file:line and what is wrong. */
+int agent_config_load(agent_config *c, const char *path, ef_errmsg *em);
+
+/* Add a model served from path; its name is the file name without directory and extension.
+ * Returns 0 or EF_ECONFIG (too many models, duplicate name). */
+int agent_config_add_model(agent_config *c, const char *path, backend_kind kind, ef_errmsg *em);
+
+/* Fill numbers no one set: every model without its own ctx/slots/threads takes these (0 =
+ * leave the backend's default). */
+void agent_config_defaults(agent_config *c, uint32_t ctx, uint32_t slots, uint32_t threads);
+
+void agent_config_free(agent_config *c);
+
+#endif

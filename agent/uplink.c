@@ -1,0 +1,265 @@
+/* Implementation of uplink.h: link states, Register/Heartbeat, liveness and reconnects. What
+ * arrives from the coordinator is handled in uplink_recv.c; replies go through the outbox so
+ * a link loss never loses them. Loop thread only. */
+#include "uplink_internal.h"
+
+#include "clock.h"
+#include "log.h"
+#include "sysinfo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#ifndef EF_VERSION
+#define EF_VERSION "0.0.0"
+#endif
+
+/* Coordinator's liveness when it has not told us yet (PROTOCOL.md: default 3). */
+#define DEFAULT_LIVENESS 3u
+#define DEFAULT_HB_MS    1000u
+
+static uint32_t random_u32(void)
+{
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+        r = (uint32_t)clock_mono_ns();
+    return r;
+}
+
+uint64_t uplink_window_ms(const uplink *u)
+{
+    uint32_t iv = u->coord_hb_ms > u->hb_ms ? u->coord_hb_ms : u->hb_ms;
+    return (uint64_t)iv * u->liveness;
+}
+
+static int send_frame(const uint8_t *buf, size_t len, void *user)
+{
+    uplink *u = user;
+    return u->sock ? tsock_send(u->sock, NULL, 0, buf, len) : EF_ENOTCONN;
+}
+
+void uplink_flush(uplink *u)
+{
+    if (u->state == UPLINK_READY)
+        outbox_flush(u->outbox, clock_mono_ms(), clock_unix_ms(), send_frame, u);
+}
+
+int uplink_reply(uplink *u, envelope *env, const uint8_t id[16], uint64_t deadline)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = codec_encode(env, 0, &buf, &len);
+    if (rc == 0)
+        rc = outbox_push(u->outbox, &buf, len, deadline, id);
+    free(buf);
+    if (rc != 0)
+        log_error("a reply could not be queued: %s", ef_err_name(rc));
+    uplink_flush(u);
+    return rc;
+}
+
+static void send_register(uplink *u)
+{
+    sysinfo_board board;
+    sysinfo_read_board(&board);
+    size_t n = engine_n_models(u->engine);
+    Edgefleet__ModelInfo infos[16], *ptrs[16];
+    backend_desc descs[16];
+    int simulated = 0;
+    for (size_t i = 0; i < n && i < 16; i++) {
+        engine_model_desc(u->engine, i, &descs[i]);
+        edgefleet__model_info__init(&infos[i]);
+        infos[i].name = (char *)engine_model_name(u->engine, i);
+        infos[i].architecture = descs[i].architecture;
+        infos[i].quantization = descs[i].quantization;
+        infos[i].size_bytes = descs[i].size_bytes;
+        infos[i].n_params = descs[i].n_params;
+        infos[i].n_ctx = descs[i].n_ctx;
+        infos[i].n_slots = descs[i].n_slots;
+        infos[i].n_threads = descs[i].n_threads;
+        infos[i].has_chat_template = descs[i].has_chat_template;
+        simulated |= descs[i].simulated;
+        ptrs[i] = &infos[i];
+    }
+    Edgefleet__Register rg = EDGEFLEET__REGISTER__INIT;
+    rg.agent_name = u->name;
+    rg.hostname = board.hostname;
+    rg.cpu_model = board.cpu_model;
+    rg.cpu_cores = board.cpu_cores;
+    rg.memory_bytes = board.memory_bytes;
+    rg.n_models = n < 16 ? n : 16;
+    rg.models = ptrs;
+    rg.agent_version = EF_VERSION;
+    rg.heartbeat_interval_ms = u->hb_ms;
+    rg.simulated = simulated;
+    envelope env = EDGEFLEET__ENVELOPE__INIT;
+    env.body_case = EDGEFLEET__ENVELOPE__BODY_AGENT_REGISTER;
+    env.agent_register = &rg;
+    int rc = tsock_send_env(u->sock, NULL, 0, &env);
+    if (rc != 0)
+        log_warn("Register could not be queued: %s", ef_err_name(rc));
+}
+
+void uplink_register(uplink *u)
+{
+    u->state = UPLINK_REGISTERING;
+    u->last_seen_ms = clock_mono_ms(); /* the liveness window starts now */
+    send_register(u);
+}
+
+static void connect_now(uplink *u)
+{
+    tsock_params p = {.type = ZMQ_DEALER,
+                      .endpoint = u->endpoint,
+                      .bind = 0,
+                      .keys = &u->keys,
+                      .server_public = u->server_public,
+                      .routing_id = u->name,
+                      .on_recv = uplink_on_recv,
+                      .user = u};
+    ef_errmsg em = {{0}};
+    u->sock = tsock_new(u->transport, &p, &em);
+    if (!u->sock) {
+        log_error("cannot dial %s: %s", u->endpoint, em.msg);
+        uplink_reconnect(u, "dial failed");
+        return;
+    }
+    log_info("dialling coordinator %s as \"%s\"", u->endpoint, u->name);
+    uplink_register(u);
+}
+
+static void on_retry(uv_timer_t *t) { connect_now(t->data); }
+
+void uplink_reconnect(uplink *u, const char *why)
+{
+    uint64_t now = clock_mono_ms();
+    if (u->state == UPLINK_READY) {
+        /* Frames sent since shortly before the last sign of life may be lost: send again. */
+        u->replay_from_ms = u->last_seen_ms > u->hb_ms ? u->last_seen_ms - u->hb_ms : 0;
+        outbox_rewind(u->outbox, u->replay_from_ms);
+    }
+    tsock_destroy(&u->sock);
+    u->state = UPLINK_DOWN;
+    uint32_t delay = backoff_next(&u->backoff, now, random_u32());
+    log_warn("coordinator link down (%s): reconnecting in %u ms", why, delay);
+    uv_timer_start(&u->retry, on_retry, delay, 0);
+}
+
+static void send_heartbeat(uplink *u)
+{
+    engine_stats st;
+    engine_get_stats(u->engine, &st);
+    Edgefleet__ModelLoad loads[16], *ptrs[16];
+    for (size_t i = 0; i < st.n_models; i++) {
+        edgefleet__model_load__init(&loads[i]);
+        loads[i].model = st.models[i].name;
+        loads[i].busy_slots = st.models[i].busy_slots;
+        loads[i].total_slots = st.models[i].total_slots;
+        ptrs[i] = &loads[i];
+    }
+    Edgefleet__Heartbeat hb = EDGEFLEET__HEARTBEAT__INIT;
+    hb.sent_unix_ms = clock_unix_ms();
+    hb.n_models = st.n_models;
+    hb.models = ptrs;
+    hb.queued = st.queued;
+    hb.prompt_tps = st.prompt_tps;
+    hb.gen_tps = st.gen_tps;
+    hb.rss_bytes = sysinfo_rss_bytes();
+    hb.draining = u->draining;
+    envelope env = EDGEFLEET__ENVELOPE__INIT;
+    env.body_case = EDGEFLEET__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    tsock_send_env(u->sock, NULL, 0, &env); /* a lost heartbeat is covered by the next */
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    uplink *u = t->data;
+    uint64_t now = clock_mono_ms();
+    outbox_prune(u->outbox, now, clock_unix_ms(), 2 * uplink_window_ms(u));
+    if (u->state == UPLINK_DOWN)
+        return;
+    if (u->want_reconnect) {
+        const char *why = u->want_reconnect;
+        u->want_reconnect = NULL;
+        uplink_reconnect(u, why);
+        return;
+    }
+    if (now - u->last_seen_ms > uplink_window_ms(u)) {
+        char why[96];
+        snprintf(why, sizeof why, "coordinator silent for %llu ms",
+                 (unsigned long long)(now - u->last_seen_ms));
+        uplink_reconnect(u, why);
+        return;
+    }
+    if (u->state == UPLINK_READY) {
+        send_heartbeat(u);
+        uplink_flush(u); /* frames refused earlier (high-water mark) go now */
+    }
+}
+
+uplink *uplink_new(const uplink_params *p, ef_errmsg *em)
+{
+    uplink *u = calloc(1, sizeof *u);
+    if (!u) {
+        errmsg_set(em, EF_ENOMEM, "out of memory");
+        return NULL;
+    }
+    u->loop = p->loop;
+    u->transport = p->transport;
+    u->engine = p->engine;
+    u->endpoint = strdup(p->endpoint);
+    u->name = strdup(p->name);
+    u->server_public = strdup(p->server_public);
+    u->keys = *p->keys;
+    u->hb_ms = p->heartbeat_ms ? p->heartbeat_ms : DEFAULT_HB_MS;
+    u->coord_hb_ms = u->hb_ms;
+    u->liveness = p->liveness ? p->liveness : DEFAULT_LIVENESS;
+    u->outbox = outbox_new();
+    backoff_init(
+        &u->backoff,
+        &(backoff_params){.initial_ms = 200, .max_ms = 30000, .jitter = 0.5, .stable_ms = 10000});
+    if (!u->endpoint || !u->name || !u->server_public || !u->outbox) {
+        errmsg_set(em, EF_ENOMEM, "out of memory");
+        free(u->endpoint);
+        free(u->name);
+        free(u->server_public);
+        outbox_destroy(&u->outbox);
+        free(u);
+        return NULL;
+    }
+    uv_timer_init(u->loop, &u->tick);
+    uv_timer_init(u->loop, &u->retry);
+    u->tick.data = u->retry.data = u;
+    uv_timer_start(&u->tick, on_tick, u->hb_ms, u->hb_ms);
+    connect_now(u);
+    return u;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    uplink *u = h->data;
+    if (++u->closed < 2)
+        return;
+    free(u->endpoint);
+    free(u->name);
+    free(u->server_public);
+    outbox_destroy(&u->outbox);
+    free(u);
+}
+
+void uplink_destroy(uplink **u_p)
+{
+    if (!u_p || !*u_p)
+        return;
+    uplink *u = *u_p;
+    size_t pending = outbox_unsent(u->outbox);
+    if (pending)
+        log_warn("stopping with %zu replies not delivered", pending);
+    tsock_destroy(&u->sock);
+    uv_close((uv_handle_t *)&u->tick, on_timer_closed);
+    uv_close((uv_handle_t *)&u->retry, on_timer_closed);
+    *u_p = NULL;
+}

@@ -1,0 +1,37 @@
+/* The agent's link to the coordinator (Paranoid Pirate, agent side): a CURVE DEALER dialling
+ * out (routing id = agent name), Register on every (re)connect, Heartbeat with load every
+ * interval, requests into the engine, the engine's events out as TokenChunk/Done/Error. When the
+ * coordinator is silent for liveness x interval the socket is replaced, with exponential
+ * backoff and jitter between attempts, and replies made meanwhile wait in the outbox.
+ * Loop thread only. */
+#ifndef EF_AGENT_UPLINK_H
+#define EF_AGENT_UPLINK_H
+
+#include "engine.h"
+#include "transport.h"
+
+#include <uv.h>
+
+typedef struct uplink uplink;
+
+typedef struct {
+    uv_loop_t *loop;
+    transport *transport;
+    engine *engine;
+    const char *endpoint;      /* coordinator's agent endpoint */
+    const char *name;          /* agent name (routing id) */
+    const char *server_public; /* coordinator's Z85 public key */
+    const keys_pair *keys;     /* this agent's keys (copied) */
+    uint32_t heartbeat_ms;     /* 0 = 1000 */
+    uint32_t liveness;         /* missed intervals before the coordinator is dead; 0 = 3 */
+} uplink_params;
+
+/* Start dialling. NULL with em on failure. Strings are copied. */
+uplink *uplink_new(const uplink_params *p, ef_errmsg *em);
+/* Close the socket and timers; memory goes in the timers' close callbacks, so run the loop
+ * once more afterwards. NULL-safe; sets *u_p = NULL. */
+void uplink_destroy(uplink **u_p);
+/* Send what the engine produced (call when its notify fired). */
+void uplink_deliver(uplink *u);
+
+#endif

@@ -1,0 +1,42 @@
+/* Private to uplink.c (link states, Register, Heartbeat, reconnects) and uplink_recv.c (what
+ * the coordinator sends, and the engine's events going out). Loop thread only. */
+#ifndef EF_AGENT_UPLINK_INTERNAL_H
+#define EF_AGENT_UPLINK_INTERNAL_H
+
+#include "backoff.h"
+#include "outbox.h"
+#include "uplink.h"
+
+typedef enum { UPLINK_DOWN = 0, UPLINK_REGISTERING, UPLINK_READY } uplink_state;
+
+struct uplink {
+    uv_loop_t *loop;
+    transport *transport;
+    engine *engine;
+    char *endpoint, *name, *server_public;
+    keys_pair keys;
+    uint32_t hb_ms;       /* ours */
+    uint32_t coord_hb_ms; /* the coordinator's, from Registered */
+    uint32_t liveness;
+    tsock *sock; /* NULL while down */
+    uplink_state state;
+    uint64_t last_seen_ms;      /* mono ms of the last message from the coordinator */
+    uint64_t replay_from_ms;    /* frames sent after this are sent again after a reconnect */
+    const char *want_reconnect; /* set in a socket callback; acted on by the next tick */
+    int draining;
+    backoff backoff;
+    outbox *outbox;
+    uv_timer_t tick;  /* heartbeat + liveness, every hb_ms */
+    uv_timer_t retry; /* one-shot: next connection attempt */
+    int closed;       /* timers closed so far */
+};
+
+uint64_t uplink_window_ms(const uplink *u);
+void uplink_register(uplink *u);
+void uplink_reconnect(uplink *u, const char *why);
+void uplink_flush(uplink *u);
+/* Encode and queue a reply about request id (sent at once when the link is up). */
+int uplink_reply(uplink *u, envelope *env, const uint8_t id[16], uint64_t deadline);
+void uplink_on_recv(tsock *s, zmq_msg_t *frames, size_t n_frames, void *user);
+
+#endif
