@@ -105,8 +105,7 @@ void dispatch_agent_error(coord *c, agent_id_t agent, const Edgefleet__Error *e)
         log_info("request %s: agent %s had no free slot; back in the queue", hex,
                  agent_name(c, agent));
         scheduler_requeue(c->scheduler, sr->ticket, clock_mono_ms());
-        dispatch_run(c);
-        return;
+        return; /* not dispatch_run: that could bounce it straight back to the same agent */
     }
     int code = e->code < 0 && e->code >= -1000 ? e->code : EF_EINTERNAL;
     uint32_t sent = e->tokens_sent > f->tokens_sent ? e->tokens_sent : f->tokens_sent;
