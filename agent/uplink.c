@@ -130,16 +130,21 @@ static void connect_now(uplink *u)
     uplink_register(u);
 }
 
+void uplink_rewind(uplink *u, uint64_t seen_ms)
+{
+    /* The coordinator processed what we sent well before its last sign of life (one socket,
+     * in order); what came after may be lost with it. Receivers drop what they already have. */
+    u->replay_from_ms = seen_ms > u->coord_hb_ms ? seen_ms - u->coord_hb_ms : 0;
+    outbox_rewind(u->outbox, u->replay_from_ms);
+}
+
 static void on_retry(uv_timer_t *t) { connect_now(t->data); }
 
 void uplink_reconnect(uplink *u, const char *why)
 {
     uint64_t now = clock_mono_ms();
-    if (u->state == UPLINK_READY) {
-        /* Frames sent since shortly before the last sign of life may be lost: send again. */
-        u->replay_from_ms = u->last_seen_ms > u->hb_ms ? u->last_seen_ms - u->hb_ms : 0;
-        outbox_rewind(u->outbox, u->replay_from_ms);
-    }
+    if (u->state == UPLINK_READY)
+        uplink_rewind(u, u->last_seen_ms);
     tsock_destroy(&u->sock);
     u->state = UPLINK_DOWN;
     uint32_t delay = backoff_next(&u->backoff, now, random_u32());
@@ -178,7 +183,10 @@ static void on_tick(uv_timer_t *t)
 {
     uplink *u = t->data;
     uint64_t now = clock_mono_ms();
-    outbox_prune(u->outbox, now, clock_unix_ms(), 2 * uplink_window_ms(u));
+    /* Sent frames are forgotten only while the link is up: during an outage they are what a
+     * reconnect sends again, however long it lasts. */
+    outbox_prune(u->outbox, now, clock_unix_ms(),
+                 u->state == UPLINK_READY ? 2 * uplink_window_ms(u) : UINT64_MAX / 2);
     if (u->state == UPLINK_DOWN)
         return;
     if (u->want_reconnect) {

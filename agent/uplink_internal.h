@@ -21,6 +21,8 @@ struct uplink {
     tsock *sock; /* NULL while down */
     uplink_state state;
     uint64_t last_seen_ms;      /* mono ms of the last message from the coordinator */
+    uint64_t prev_seen_ms;      /* the one before it: when a message says the coordinator forgot us,
+                                   frames sent since shortly before this may be lost */
     uint64_t replay_from_ms;    /* frames sent after this are sent again after a reconnect */
     const char *want_reconnect; /* set in a socket callback; acted on by the next tick */
     int draining;
@@ -34,6 +36,8 @@ struct uplink {
 uint64_t uplink_window_ms(const uplink *u);
 void uplink_register(uplink *u);
 void uplink_reconnect(uplink *u, const char *why);
+/* Take frames sent since shortly before seen_ms as unsent again. */
+void uplink_rewind(uplink *u, uint64_t seen_ms);
 void uplink_flush(uplink *u);
 /* Encode and queue a reply about request id (sent at once when the link is up). */
 int uplink_reply(uplink *u, envelope *env, const uint8_t id[16], uint64_t deadline);

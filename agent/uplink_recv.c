@@ -90,6 +90,7 @@ static void dispatch(uplink *u, const envelope *env)
         if (env->error->request_id.len == 0 && u->state == UPLINK_READY) {
             log_warn("coordinator says: %s; registering again",
                      env->error->message ? env->error->message : "");
+            uplink_rewind(u, u->prev_seen_ms);
             uplink_register(u);
         }
         break;
@@ -110,6 +111,7 @@ void uplink_on_recv(tsock *s, zmq_msg_t *frames, size_t n_frames, void *user)
                  ef_err_name(rc));
         return;
     }
+    u->prev_seen_ms = u->last_seen_ms;
     u->last_seen_ms = clock_mono_ms();
     dispatch(u, env);
     codec_free(&env);
