@@ -118,15 +118,19 @@ static int release(textout *t, textout_release *r, size_t n_tokens, size_t n_tex
     if (grow((void **)&r->text, &r->cap, r->len + n_text + 1, 1) != 0 ||
         grow((void **)&r->tokens, &r->n_cap, r->n + n_tokens + 1, sizeof *r->tokens) != 0)
         return EF_ENOMEM;
-    memcpy(r->text + r->len, t->text, n_text);
+    /* Held buffers are NULL until the first push: copy and shift only what exists. */
+    if (n_text) {
+        memcpy(r->text + r->len, t->text, n_text);
+        memmove(t->text, t->text + n_text, t->len - n_text);
+    }
     r->len += n_text;
     r->text[r->len] = '\0';
-    memcpy(r->tokens + r->n, t->tokens, n_tokens * sizeof *t->tokens);
-    r->n += n_tokens;
-    /* Shift what stays held to the front. */
-    memmove(t->text, t->text + n_text, t->len - n_text);
     t->len -= n_text;
-    memmove(t->tokens, t->tokens + n_tokens, (t->n - n_tokens) * sizeof *t->tokens);
+    if (n_tokens) {
+        memcpy(r->tokens + r->n, t->tokens, n_tokens * sizeof *t->tokens);
+        memmove(t->tokens, t->tokens + n_tokens, (t->n - n_tokens) * sizeof *t->tokens);
+    }
+    r->n += n_tokens;
     for (size_t i = n_tokens; i < t->n; i++)
         t->ends[i - n_tokens] = t->ends[i] - n_text;
     t->n -= n_tokens;

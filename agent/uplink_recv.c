@@ -23,7 +23,8 @@ static void reply_error(uplink *u, ProtobufCBinaryData id, uint32_t batch_index,
     env.body_case = EDGEFLEET__ENVELOPE__BODY_ERROR;
     env.error = &er;
     uint8_t key[16] = {0};
-    memcpy(key, id.data, id.len < 16 ? id.len : 16);
+    if (id.len)
+        memcpy(key, id.data, id.len < 16 ? id.len : 16);
     uplink_reply(u, &env, key, 0);
 }
 

@@ -92,7 +92,8 @@ static void collect(engine *e, result *rs, size_t n)
             assert_true(r->text_len + ev->text_len < sizeof r->text);
             memcpy(r->text + r->text_len, ev->text, ev->text_len + 1);
             r->text_len += ev->text_len;
-            memcpy(r->tokens + r->n_tokens, ev->tokens, ev->n_tokens * sizeof(int32_t));
+            if (ev->n_tokens)
+                memcpy(r->tokens + r->n_tokens, ev->tokens, ev->n_tokens * sizeof(int32_t));
             r->n_tokens += ev->n_tokens;
             r->chunks++;
         } else {
