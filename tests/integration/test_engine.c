@@ -478,6 +478,47 @@ static void test_simulated_backend_streams_and_says_so(void **state)
     engine_destroy(&e);
 }
 
+static void test_chat_uses_the_configured_template_for_a_model_without_one(void **state)
+{
+    (void)state;
+    backend_params bp = {.kind = BACKEND_LLAMA,
+                         .name = "stories",
+                         .path = g_model,
+                         .n_ctx = 256,
+                         .n_slots = 1,
+                         .n_threads = 1,
+                         .chat_template = "chatml"};
+    engine_params ep = {.models = &bp, .n_models = 1};
+    int err = 0;
+    ef_errmsg em;
+    engine *e = engine_new(&ep, &err, &em);
+    assert_non_null(e);
+    backend_desc d;
+    engine_model_desc(e, 0, &d);
+    assert_true(d.has_chat_template);
+    Edgefleet__ChatMessage sys = EDGEFLEET__CHAT_MESSAGE__INIT,
+                           user = EDGEFLEET__CHAT_MESSAGE__INIT;
+    Edgefleet__ChatMessage *msgs[2] = {&sys, &user};
+    sys.role = "system";
+    sys.content = "You tell stories.";
+    user.role = "user";
+    user.content = "Once upon a time";
+    result r;
+    memset(&r, 0, sizeof r);
+    make_id(r.id, 90);
+    Edgefleet__Request req;
+    Edgefleet__SamplingParams sp;
+    request_init(&req, &sp, r.id, "", 6);
+    req.n_messages = 2;
+    req.messages = msgs;
+    assert_int_equal(engine_submit(e, &req, &em), 0);
+    collect(e, &r, 1);
+    assert_int_equal(r.ended, 1);
+    /* The rendered template (role markers around both messages) is longer than the text. */
+    assert_true(r.done.prompt_tokens > 12);
+    engine_destroy(&e);
+}
+
 int main(void)
 {
     if (ts_model_path("stories260K.gguf", g_model, sizeof g_model) != 0) {
@@ -493,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_gets_its_error_and_the_engine_keeps_serving),
         cmocka_unit_test(test_bad_model_files_are_named_errors),
         cmocka_unit_test(test_simulated_backend_streams_and_says_so),
+        cmocka_unit_test(test_chat_uses_the_configured_template_for_a_model_without_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
