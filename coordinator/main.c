@@ -41,24 +41,25 @@ static long parse_count(const char *text, long min, long max)
     return v;
 }
 
+static const struct option long_options[] = {{"help", no_argument, 0, 'h'},
+                                             {"log-level", required_argument, 0, 'l'},
+                                             {"agents-endpoint", required_argument, 0, 'a'},
+                                             {"clients-endpoint", required_argument, 0, 'c'},
+                                             {"telemetry-endpoint", required_argument, 0, 't'},
+                                             {"key", required_argument, 0, 'k'},
+                                             {"allow-dir", required_argument, 0, 'd'},
+                                             {"heartbeat-ms", required_argument, 0, 'H'},
+                                             {"liveness", required_argument, 0, 'L'},
+                                             {"queue", required_argument, 0, 'q'},
+                                             {0, 0, 0, 0}};
+
 /* Fill cfg from argv. Returns 0, 1 for --help, or 2 (message printed). */
 static int parse_options(int argc, char **argv, coord_config *cfg)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"log-level", required_argument, 0, 'l'},
-                                         {"agents-endpoint", required_argument, 0, 'a'},
-                                         {"clients-endpoint", required_argument, 0, 'c'},
-                                         {"telemetry-endpoint", required_argument, 0, 't'},
-                                         {"key", required_argument, 0, 'k'},
-                                         {"allow-dir", required_argument, 0, 'd'},
-                                         {"heartbeat-ms", required_argument, 0, 'H'},
-                                         {"liveness", required_argument, 0, 'L'},
-                                         {"queue", required_argument, 0, 'q'},
-                                         {0, 0, 0, 0}};
     int ch;
     long v;
     log_level lvl;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (ch) {
         case 'h':
             usage(stdout);
