@@ -314,6 +314,8 @@ int agent_link_wait_done(agent_link *l, link_request **rs, size_t n, int timeout
     return rc;
 }
 
+void agent_link_pump(agent_link *l) { uv_run(&l->loop, UV_RUN_NOWAIT); }
+
 void link_request_free(link_request *r)
 {
     free(r->token_ns);

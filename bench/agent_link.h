@@ -47,6 +47,10 @@ int agent_link_submit(agent_link *l, link_request *r, const char *prompt, uint32
 /* Run the loop until every request in rs[0..n) is done (0) or timeout_ms passes. */
 int agent_link_wait_done(agent_link *l, link_request **rs, size_t n, int timeout_ms);
 
+/* Turn the loop once without blocking: heartbeats keep flowing while the bench does something
+ * else (a baseline run), so the agent never takes us for dead. */
+void agent_link_pump(agent_link *l);
+
 void link_request_free(link_request *r);
 
 #endif

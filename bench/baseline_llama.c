@@ -55,7 +55,7 @@ int baseline_llama_bench(const baseline_params *p, llama_bench_run *out)
         "1", "-o", "json",           NULL};
     memset(out, 0, sizeof *out);
     char *json = NULL;
-    int rc = bench_run_capture(argv, p->stderr_log, &json, &out->maxrss_kb);
+    int rc = bench_run_capture(argv, p->stderr_log, &json, &out->maxrss_kb, p->idle, p->idle_user);
     if (rc == 0 && (rc = parse_llama_bench(json, p, out)) != 0)
         fprintf(stderr, "bench: llama-bench output not understood:\n%s\n", json);
     free(json);
@@ -127,7 +127,7 @@ int baseline_batched_bench(const baseline_params *p, const int *pl, size_t n_pl,
                     "jsonl",
                     NULL};
     char *text = NULL;
-    int rc = bench_run_capture(argv, p->stderr_log, &text, &out->maxrss_kb);
+    int rc = bench_run_capture(argv, p->stderr_log, &text, &out->maxrss_kb, p->idle, p->idle_user);
     if (rc == 0 && (rc = parse_batched_bench(text, out)) != 0)
         fprintf(stderr, "bench: batched-bench output not understood:\n%s\n", text);
     free(text);

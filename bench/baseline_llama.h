@@ -6,6 +6,8 @@
 #ifndef EF_BENCH_BASELINE_LLAMA_H
 #define EF_BENCH_BASELINE_LLAMA_H
 
+#include "bench_util.h"
+
 #include <stddef.h>
 
 typedef struct {
@@ -17,6 +19,8 @@ typedef struct {
     int n_batch;            /* -b and -ub, mirroring the agent's decode batch */
     int n_ctx;              /* batched-bench -c: slots x context per slot, as the agent's */
     const char *stderr_log; /* the tools' stderr goes here (NULL = discarded) */
+    bench_idle_fn idle;     /* called while a tool runs (may be NULL) */
+    void *idle_user;
 } baseline_params;
 
 /* One llama-bench run (-r 1, after its own warm-up). */

@@ -128,6 +128,24 @@ static int agent_requests(const bench_opts *o, agent_proc *a, bench_prompts *bp,
     return rc;
 }
 
+/* The agent sits idle while a baseline runs; if it burns CPU then, it slows the baseline (and
+ * says something about the agent), so say so. */
+static void report_idle_cpu(const agent_proc *a, double cpu0, uint64_t t0)
+{
+    double cpu1 = a->pid > 0 ? bench_proc_cpu_s(a->pid) : -1;
+    double wall = (double)(clock_mono_ns() - t0) / 1e9;
+    if (cpu0 >= 0 && cpu1 >= 0 && wall > 0 && (cpu1 - cpu0) / wall > 0.05)
+        bench_progress("note: the idle agent used %.0f%% of a core while the baseline ran",
+                       100.0 * (cpu1 - cpu0) / wall);
+}
+
+static void pump_link(void *user)
+{
+    agent_proc *a = user;
+    if (a->link)
+        agent_link_pump(a->link);
+}
+
 /* ---- phases ---------------------------------------------------------------------------------- */
 
 static baseline_params baseline_for(const bench_opts *o, int slots)
@@ -147,6 +165,7 @@ static int phase_single(const bench_opts *o, bench_prompts *bp, bench_results *r
 {
     baseline_params bl = baseline_for(o, 1);
     agent_proc a = {0};
+    bl.idle = pump_link, bl.idle_user = &a;
     int variant = 0, rc = o->baseline_only ? 0 : agent_start(o, 1, "single", &a);
     link_request r;
     if (rc == 0 && !o->baseline_only) { /* warm-up: page in the model, settle the threads */
@@ -155,7 +174,10 @@ static int phase_single(const bench_opts *o, bench_prompts *bp, bench_results *r
     }
     for (int round = 1; rc == 0 && round <= o->reps; round++) {
         llama_bench_run lb;
+        double cpu0 = a.pid > 0 ? bench_proc_cpu_s(a.pid) : -1;
+        uint64_t t0 = clock_mono_ns();
         rc = baseline_llama_bench(&bl, &lb);
+        report_idle_cpu(&a, cpu0, t0);
         if (rc != 0) {
             fprintf(stderr, "bench: llama-bench failed (%d); see %s\n", rc, bl.stderr_log);
             break;
@@ -213,6 +235,7 @@ static int phase_parallel(const bench_opts *o, bench_prompts *bp, bench_results 
     int max_pl = o->pl[o->n_pl - 1];
     baseline_params bl = baseline_for(o, max_pl);
     agent_proc a = {0};
+    bl.idle = pump_link, bl.idle_user = &a;
     int variant = 1000, rc = o->baseline_only ? 0 : agent_start(o, max_pl, "parallel", &a);
     link_request warm[BASELINE_MAX_PL * 8];
     if (rc == 0 && !o->baseline_only) {
@@ -222,7 +245,10 @@ static int phase_parallel(const bench_opts *o, bench_prompts *bp, bench_results 
     }
     for (int round = 1; rc == 0 && round <= o->reps; round++) {
         batched_bench_run bb;
+        double cpu0 = a.pid > 0 ? bench_proc_cpu_s(a.pid) : -1;
+        uint64_t t0 = clock_mono_ns();
         rc = baseline_batched_bench(&bl, o->pl, o->n_pl, &bb);
+        report_idle_cpu(&a, cpu0, t0);
         if (rc != 0) {
             fprintf(stderr, "bench: llama-batched-bench failed (%d); see %s\n", rc, bl.stderr_log);
             break;

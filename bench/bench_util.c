@@ -5,6 +5,7 @@
 #include "edgefleet.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +52,8 @@ static void child_exec(char *const argv[], int out_fd, const char *stderr_path)
     _exit(127);
 }
 
-/* Read fd to EOF into a growing buffer. */
-static int read_all(int fd, char **out)
+/* Read fd to EOF into a growing buffer, calling idle whenever nothing came for 100 ms. */
+static int read_all(int fd, char **out, bench_idle_fn idle, void *idle_user)
 {
     size_t len = 0, cap = 1 << 16;
     char *buf = malloc(cap);
@@ -67,6 +68,12 @@ static int read_all(int fd, char **out)
             }
             buf = nb, cap *= 2;
         }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) == 0) {
+            if (idle)
+                idle(idle_user);
+            continue;
+        }
         ssize_t n = read(fd, buf + len, cap - len - 1);
         if (n <= 0)
             break;
@@ -77,7 +84,8 @@ static int read_all(int fd, char **out)
     return 0;
 }
 
-int bench_run_capture(char *const argv[], const char *stderr_path, char **out, long *maxrss_kb)
+int bench_run_capture(char *const argv[], const char *stderr_path, char **out, long *maxrss_kb,
+                      bench_idle_fn idle, void *idle_user)
 {
     *out = NULL;
     *maxrss_kb = -1;
@@ -94,7 +102,7 @@ int bench_run_capture(char *const argv[], const char *stderr_path, char **out, l
         child_exec(argv, pipefd[1], stderr_path);
     }
     close(pipefd[1]);
-    int rc = read_all(pipefd[0], out);
+    int rc = read_all(pipefd[0], out, idle, idle_user);
     close(pipefd[0]);
     int status = 0;
     struct rusage ru;
@@ -152,4 +160,22 @@ int bench_alive(pid_t pid)
 {
     int status;
     return waitpid(pid, &status, WNOHANG) == 0;
+}
+
+double bench_proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* fields after the ")" that closes the command name: state is 3rd, utime 14th, stime 15th */
+    const char *p = strrchr(buf, ')');
+    unsigned long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }

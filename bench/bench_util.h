@@ -13,11 +13,16 @@ void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Median of v[0..n) (v is reordered); 0 when n == 0. */
 double bench_median(double *v, size_t n);
 
+/* Called about every 100 ms while a child runs (e.g. to keep a link's heartbeats going). */
+typedef void (*bench_idle_fn)(void *user);
+
 /* Run argv (argv[0] a path) to completion with stdout captured into *out (malloc'd, NUL-ended,
- * caller frees) and stderr appended to stderr_path (NULL = discarded). Sets *maxrss_kb to the
- * child's peak resident set. Returns 0 when it exited with status 0; EF_EIO when it could not
- * start or failed (then *out is still set when anything was read). */
-int bench_run_capture(char *const argv[], const char *stderr_path, char **out, long *maxrss_kb);
+ * caller frees) and stderr appended to stderr_path (NULL = discarded), calling idle (may be
+ * NULL) while it runs. Sets *maxrss_kb to the child's peak resident set. Returns 0 when it
+ * exited with status 0; EF_EIO when it could not start or failed (then *out is still set when
+ * anything was read). */
+int bench_run_capture(char *const argv[], const char *stderr_path, char **out, long *maxrss_kb,
+                      bench_idle_fn idle, void *idle_user);
 
 /* Start argv in the background with stdout and stderr appended to log_path. Returns its pid, or
  * -1. */
@@ -29,5 +34,8 @@ int bench_alive(pid_t pid);
 
 /* VmHWM (peak resident set, kB) of a live process from /proc/PID/status, or -1. */
 long bench_proc_hwm_kb(pid_t pid);
+
+/* user + system CPU seconds a live process has used so far, or -1. */
+double bench_proc_cpu_s(pid_t pid);
 
 #endif
