@@ -76,7 +76,6 @@ name=$(basename "$model" .gguf)
 echo "demo: edgefleetctl generate --model $name \"$prompt\""
 echo "----------------------------------------------------------------------"
 "$ctl" generate --model "$name" --max-tokens "$max_tokens" "$prompt"
-echo
 echo "----------------------------------------------------------------------"
 echo "demo: edgefleetctl status"
 "$ctl" status

@@ -128,8 +128,11 @@ int ctl_generate(int argc, char **argv)
     rc = ef_client_generate(client, model, prompt, &gp, on_token, NULL, &res);
     sigaction(SIGINT, &old, NULL);
     g_generating = NULL;
-    if (res.tokens_received)
+    if (res.tokens_received) {
+        /* End the streamed text before the summary on stderr, which is unbuffered. */
         printf("\n");
+        fflush(stdout);
+    }
     if (rc == 0) {
         double secs = res.elapsed_ms / 1000.0;
         fprintf(stderr, "agent %s: %u tokens in %.2f s (%.1f tokens/s), seed %llu\n", res.agent,
