@@ -16,8 +16,25 @@
 
 typedef struct {
     agent_config *c;
+    FILE *f;
+    int line;                  /* lines read so far, counted as inih counts them */
+    int section_start;         /* a "[section]" line was read since the last key */
+    int error_line;            /* line of the first error, 0 = none */
     char error[EF_ERRMSG_MAX]; /* first error, without file:line */
 } parse_state;
+
+/* inih's reader: fgets, noting lines and section headers so the handler knows where it is. */
+static char *read_line(char *buf, int size, void *stream)
+{
+    parse_state *ps = stream;
+    if (!fgets(buf, size, ps->f))
+        return NULL;
+    ps->line++;
+    const char *p = ps->line == 1 && strncmp(buf, "\xEF\xBB\xBF", 3) == 0 ? buf + 3 : buf;
+    if (p[0] == '[')
+        ps->section_start = 1;
+    return buf;
+}
 
 static int parse_u32(const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
 {
@@ -123,14 +140,20 @@ static int model_key(parse_state *ps, backend_params *m, const char *name, const
     return -1;
 }
 
-/* The model of section "model NAME", created on its first key. */
-static backend_params *section_model(parse_state *ps, const char *section)
+/* The model of section "model NAME", created on its first key; a second section of that name
+ * is an error, not merged into the first. */
+static backend_params *section_model(parse_state *ps, const char *section, int first_key)
 {
     const char *name = section + 6;
     agent_config *c = ps->c;
-    for (size_t i = 0; i < c->n_models; i++)
-        if (strcmp(c->models[i].name, name) == 0)
+    for (size_t i = 0; i < c->n_models; i++) {
+        if (strcmp(c->models[i].name, name) != 0)
+            continue;
+        if (!first_key)
             return &c->models[i];
+        snprintf(ps->error, sizeof ps->error, "duplicate section [model %.64s]", name);
+        return NULL;
+    }
     if (c->n_models == AGENT_MAX_MODELS) {
         snprintf(ps->error, sizeof ps->error, "more than %d models", AGENT_MAX_MODELS);
         return NULL;
@@ -147,11 +170,13 @@ static int on_key(void *user, const char *section, const char *name, const char 
 {
     parse_state *ps = user;
     char *first = ps->error[0] ? strdup(ps->error) : NULL; /* keep the first error only */
+    int first_key = ps->section_start;
+    ps->section_start = 0;
     int rc;
     if (strcmp(section, "agent") == 0) {
         rc = agent_key(ps, name, value);
     } else if (strncmp(section, "model ", 6) == 0 && section[6]) {
-        backend_params *m = section_model(ps, section);
+        backend_params *m = section_model(ps, section, first_key);
         rc = m ? model_key(ps, m, name, value) : -1;
     } else {
         snprintf(ps->error, sizeof ps->error, "unknown section [%.64s]", section);
@@ -159,6 +184,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     if (rc != 0 && !ps->error[0])
         snprintf(ps->error, sizeof ps->error, "out of memory");
+    if (rc != 0 && !ps->error_line)
+        ps->error_line = ps->line;
     if (first) {
         snprintf(ps->error, sizeof ps->error, "%s", first);
         free(first);
@@ -177,16 +204,16 @@ static int check_models(const agent_config *c, const char *path, ef_errmsg *em)
 
 int agent_config_load(agent_config *c, const char *path, ef_errmsg *em)
 {
-    parse_state ps = {.c = c};
-    FILE *f = fopen(path, "r");
-    if (!f)
+    parse_state ps = {.c = c, .f = fopen(path, "r")};
+    if (!ps.f)
         return errmsg_set(em, errno == ENOENT ? EF_ENOENT : EF_ECONFIG, "%s: %s", path,
                           strerror(errno));
-    int line = ini_parse_file(f, on_key, &ps);
-    fclose(f);
+    int line = ini_parse_stream(read_line, &ps, on_key, &ps);
+    fclose(ps.f);
+    /* inih reports the first bad line; ours may come after a line inih could not parse. */
     if (line != 0)
         return errmsg_set(em, EF_ECONFIG, "%s:%d: %s", path, line,
-                          ps.error[0] ? ps.error : "syntax error");
+                          line == ps.error_line ? ps.error : "syntax error");
     return check_models(c, path, em);
 }
 

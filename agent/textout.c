@@ -162,5 +162,10 @@ int textout_take(textout *t, int final, textout_release *r)
     size_t k = 0;
     while (k < t->n && t->ends[k] <= safe)
         k++;
+    /* Cut only where a token ends on a character boundary: one piece may hold the end of one
+     * character and the start of the next (byte-level BPE), so "safe" can lie past a token
+     * that ends mid-character. */
+    while (k && utf8_incomplete_tail(t->text, t->ends[k - 1]))
+        k--;
     return release(t, r, k, k ? t->ends[k - 1] : 0);
 }
