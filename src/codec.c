@@ -57,6 +57,36 @@ static int validate(const envelope *env)
     }
 }
 
+/* Drop the unknown fields protobuf-c kept, in m and every message below it. Unknown fields are
+ * ignored by definition; keeping them would forward a peer's bytes we never checked when an
+ * envelope is re-encoded and relayed (protobuf-c even keeps a non-canonical field-0 tag that it
+ * then cannot decode again: found by tests/fuzz/fuzz_codec.c). */
+static void strip_unknown(ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        free(m->unknown_fields[i].data);
+    free(m->unknown_fields);
+    m->unknown_fields = NULL;
+    m->n_unknown_fields = 0;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        char *field = (char *)m + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(size_t *)((char *)m + f->quantifier_offset);
+            ProtobufCMessage **arr = *(ProtobufCMessage ***)field;
+            for (size_t k = 0; k < n; k++)
+                strip_unknown(arr[k]);
+        } else if (*(ProtobufCMessage **)field &&
+                   (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+                    *(uint32_t *)((char *)m + f->quantifier_offset) == f->id)) {
+            strip_unknown(*(ProtobufCMessage **)field);
+        }
+    }
+}
+
 int codec_decode(const uint8_t *buf, size_t len, size_t max_len, envelope **out)
 {
     *out = NULL;
@@ -73,6 +103,7 @@ int codec_decode(const uint8_t *buf, size_t len, size_t max_len, envelope **out)
         edgefleet__envelope__free_unpacked(env, NULL);
         return EF_EVERSION;
     }
+    strip_unknown(&env->base);
     int rc = validate(env);
     if (rc) {
         edgefleet__envelope__free_unpacked(env, NULL);
