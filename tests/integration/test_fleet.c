@@ -296,7 +296,7 @@ static void test_drained_agent_gets_no_new_work(void **state)
 typedef struct {
     int calls[32];
     int ok;
-    int on_big, on_small;
+    int on_big, on_mid, on_small;
 } spread;
 
 static int tally(size_t index, const char *text, size_t len, const ef_result *r, void *user)
@@ -308,6 +308,7 @@ static int tally(size_t index, const char *text, size_t len, const ef_result *r,
         s->calls[index]++;
     s->ok += r->status == 0;
     s->on_big += strcmp(r->agent, "big") == 0;
+    s->on_mid += strcmp(r->agent, "mid") == 0;
     s->on_small += strcmp(r->agent, "small") == 0;
     return 0;
 }
@@ -318,24 +319,26 @@ static void test_batch_is_sharded_by_capacity_and_every_item_comes_back_once(voi
     NEED_FLEET(w);
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, 64), 0);
     start_agent(w, 0, "big", NULL, 3);
-    start_agent(w, 1, "small", NULL, 1);
-    wait_fleet(w, 2, 20000);
+    start_agent(w, 1, "mid", NULL, 2);
+    start_agent(w, 2, "small", NULL, 1);
+    wait_fleet(w, 3, 20000);
     w->client = fx_client(&w->f, "cli", 120000);
     ef_gen_params p = greedy(48);
-    ef_batch_item items[24];
-    for (int i = 0; i < 24; i++)
+    ef_batch_item items[30];
+    for (int i = 0; i < 30; i++)
         items[i] = (ef_batch_item){"Once upon a time", &p};
-    spread s = {{0}, 0, 0, 0};
-    assert_int_equal(ef_client_batch(w->client, w->model, items, 24, tally, &s), 0);
-    fprintf(stderr, "batch of 24: big %d, small %d\n", s.on_big, s.on_small);
-    for (int i = 0; i < 24; i++)
+    spread s = {{0}, 0, 0, 0, 0};
+    assert_int_equal(ef_client_batch(w->client, w->model, items, 30, tally, &s), 0);
+    fprintf(stderr, "batch of 30: big %d, mid %d, small %d\n", s.on_big, s.on_mid, s.on_small);
+    for (int i = 0; i < 30; i++)
         assert_int_equal(s.calls[i], 1);
-    assert_int_equal(s.ok, 24);
-    assert_int_equal(s.on_big + s.on_small, 24);
-    assert_true(s.on_small >= 1);
-    /* 3 slots against 1, but the scheduler weighs slots by their measured speed, and on a
-     * shared CPU big's three slots run slower each: its share is never below small's, and the
-     * exact ratio (checked exactly in test_coordinator) depends on the machine. */
+    assert_int_equal(s.ok, 30);
+    assert_int_equal(s.on_big + s.on_mid + s.on_small, 30);
+    assert_true(s.on_small >= 1 && s.on_mid >= 1);
+    /* 3, 2 and 1 slots, but the scheduler weighs slots by their measured speed, and on a shared
+     * 2-core box more slots each run slower: the largest board never gets less than the
+     * smallest, and the exact capacity ratio is checked with scripted agents in
+     * test_coordinator and with 200 simulated agents in test_sim_fleet. */
     assert_true(s.on_big >= s.on_small);
 }
 
