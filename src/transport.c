@@ -253,6 +253,20 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 static void on_prepare(uv_prepare_t *h) { drain(h->data); }
 
+/* zmq_send processes the socket's pending commands, which can consume the ZMQ_FD edge while a
+ * message waits to be read. The prepare re-check alone misses that when the send happens in a
+ * later socket's prepare callback (A's prepare already ran, B's handler sends on A, the loop
+ * blocks: a stall until the next timer, seen as ~250 ms gaps under load). So after every send:
+ * if the socket is readable, keep the loop from blocking until its prepare has drained it. */
+static void recheck_after_send(tsock *s)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    if (!s->closing && zmq_getsockopt(s->zsock, ZMQ_EVENTS, &events, &len) == 0 &&
+        (events & ZMQ_POLLIN))
+        uv_idle_start(&s->idle, on_idle);
+}
+
 /* Put an already configured zmq socket on t's loop. On failure the socket is left to the
  * caller. */
 static tsock *attach(transport *t, void *zsock, const char *endpoint, size_t max_frames,
@@ -579,6 +593,7 @@ int tsock_send(tsock *s, const void *peer_id, size_t peer_len, const void *buf, 
     }
     if (zmq_send(s->zsock, buf, len, ZMQ_DONTWAIT) < 0)
         return send_error();
+    recheck_after_send(s);
     return 0;
 }
 
