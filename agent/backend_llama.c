@@ -97,6 +97,18 @@ static int create_context(backend *b, const backend_params *p, ef_errmsg *em)
     if (!b->ctx)
         return errmsg_set(em, EF_EMODEL, "%s: llama.cpp could not create a context (%u slots x %u)",
                           p->path, b->n_slots, slot_ctx);
+    /* Without an attached threadpool (and ggml built without OpenMP), every llama_decode starts
+     * and joins fresh worker threads: on a 2-core board that cost more than a small model's
+     * whole token (stories260K at -t 2: 150-1700 tokens/s, bimodal; llama-bench, which attaches
+     * one, ~4000). It starts paused and is paused again when the last slot ends, so an idle
+     * agent keeps no spinning workers; a decode resumes it. */
+    struct ggml_threadpool_params tpp = ggml_threadpool_params_default((int)b->n_threads);
+    tpp.paused = true;
+    b->threadpool = ggml_threadpool_new(&tpp);
+    if (!b->threadpool)
+        return errmsg_set(em, EF_EMODEL, "%s: could not start %u inference threads", p->path,
+                          b->n_threads);
+    llama_attach_threadpool(b->ctx, b->threadpool, NULL);
     b->slot_ctx = llama_n_ctx_seq(b->ctx);
     b->batch = llama_batch_init((int32_t)b->n_batch, 0, 1);
     return 0;
@@ -163,8 +175,11 @@ void llama_ops_destroy(backend **b_p)
     }
     if (b->ctx) {
         llama_batch_free(b->batch);
+        llama_detach_threadpool(b->ctx);
         llama_free(b->ctx);
     }
+    if (b->threadpool)
+        ggml_threadpool_free(b->threadpool);
     if (b->model)
         llama_model_free(b->model);
     free(b->chat_template);

@@ -6,6 +6,7 @@
 
 #include "backend.h"
 
+#include <ggml-cpu.h>
 #include <llama.h>
 
 typedef enum { LSLOT_FREE = 0, LSLOT_PROMPT, LSLOT_GENERATE } lslot_state;
@@ -28,6 +29,7 @@ struct backend {
     struct llama_model *model;
     const struct llama_vocab *vocab;
     struct llama_context *ctx;
+    struct ggml_threadpool *threadpool; /* persistent workers; paused while no slot is busy */
     struct llama_batch batch;
     char *chat_template; /* configured; NULL = the model's own */
     uint64_t size_bytes;

@@ -97,6 +97,11 @@ void llama_slots_seq_stop(backend *b, int slot)
     sl->state = LSLOT_FREE;
     sl->n_tokens = sl->n_cached; /* a sampled but undecoded token is not in the cache */
     sl->i_batch = -1;
+    for (uint32_t i = 0; i < b->n_slots; i++)
+        if (b->slots[i].state != LSLOT_FREE)
+            return;
+    if (b->threadpool)
+        ggml_threadpool_pause(b->threadpool); /* idle: let the workers sleep */
 }
 
 static void batch_add(struct llama_batch *batch, int32_t token, uint32_t pos, int seq, int output)

@@ -3,6 +3,7 @@
  * mutex). What happens to a request on the inference thread is in engine_run.c. */
 #include "engine_internal.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -10,6 +11,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* Wake the loop if something must go now, the interval has passed, or the engine is about to
+ * sleep (nothing may wait unseen in the out queue while no step is coming). */
+static void maybe_notify(engine *e)
+{
+    if (!e->events_pushed || !e->notify)
+        return;
+    uint64_t now = clock_mono_ns();
+    if (e->events_urgent || e->n_running == 0 ||
+        now - e->last_notify_ns >= ENGINE_NOTIFY_INTERVAL_NS) {
+        e->notify(e->notify_user);
+        e->last_notify_ns = now;
+        e->events_pushed = 0;
+        e->events_urgent = 0;
+    }
+}
 
 static void *engine_thread(void *arg)
 {
@@ -34,9 +51,7 @@ static void *engine_thread(void *arg)
         engine_run_start(e, incoming);
         engine_run_cancels(e, cancels);
         engine_run_steps(e);
-        if (e->events_pushed && e->notify)
-            e->notify(e->notify_user);
-        e->events_pushed = 0;
+        maybe_notify(e);
     }
     engine_run_drop_all(e);
     return NULL;
@@ -217,6 +232,7 @@ void engine_push_event(engine *e, engine_event *ev)
     pthread_cond_broadcast(&e->ev_ready);
     pthread_mutex_unlock(&e->mu);
     e->events_pushed = 1;
+    e->events_urgent = 1; /* Done and Error end a request: the client waits for them */
 }
 
 static int append(engine_event *ev, const char *text, size_t len, const int32_t *tokens, size_t n)
@@ -253,6 +269,10 @@ int engine_push_chunk(engine *e, ereq *r, const char *text, size_t len, const in
     ev->deadline_unix_ms = r->deadline_unix_ms;
     ev->seq = r->n_sent;
     int rc;
+    if (!r->first_chunk_pushed) {
+        r->first_chunk_pushed = 1;
+        e->events_urgent = 1;
+    }
     pthread_mutex_lock(&e->mu);
     if (r->pending_chunk && r->pending_gen == e->ev_gen) {
         /* Coalesce: the loop has not taken r's last chunk yet, so this one rides along. */
