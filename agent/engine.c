@@ -360,5 +360,6 @@ void engine_get_stats(engine *e, engine_stats *out)
     out->queued = e->n_in;
     out->prompt_tps = e->prompt_tps;
     out->gen_tps = e->gen_tps;
+    out->slot_gen_tps = e->slot_gen_tps;
     pthread_mutex_unlock(&e->mu);
 }

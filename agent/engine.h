@@ -64,9 +64,10 @@ typedef struct {
 typedef struct {
     engine_model_load models[16];
     size_t n_models;
-    uint32_t queued;   /* accepted, not yet started by the inference thread */
-    double prompt_tps; /* recent prompt tokens/s */
-    double gen_tps;    /* recent generated tokens/s, all slots together */
+    uint32_t queued;     /* accepted, not yet started by the inference thread */
+    double prompt_tps;   /* recent prompt tokens/s */
+    double gen_tps;      /* recent generated tokens/s, all slots together */
+    double slot_gen_tps; /* recent tokens/s of one sequence (what one request sees) */
 } engine_stats;
 
 /* Load every model and start the inference thread. Returns the engine (caller owns; free with

@@ -79,7 +79,7 @@ struct engine {
     ecancel *cancels;
     engine_event *ev_head, *ev_tail;
     uint64_t ev_gen; /* bumped each time the queue is taken: stale pending_chunk pointers */
-    double prompt_tps, gen_tps;
+    double prompt_tps, gen_tps, slot_gen_tps;
 
     /* Inference thread only. */
     uint32_t n_running;

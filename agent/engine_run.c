@@ -317,8 +317,11 @@ static void update_rates(engine *e, uint32_t prompt, uint32_t gen, uint64_t ns)
     pthread_mutex_lock(&e->mu);
     if (prompt)
         e->prompt_tps += TPS_EWMA_ALPHA * ((double)prompt / s - e->prompt_tps);
-    if (gen)
+    if (gen) {
         e->gen_tps += TPS_EWMA_ALPHA * ((double)gen / s - e->gen_tps);
+        /* Each generating sequence got one token from this step, whatever else shared it. */
+        e->slot_gen_tps += TPS_EWMA_ALPHA * (1.0 / s - e->slot_gen_tps);
+    }
     pthread_mutex_unlock(&e->mu);
 }
 

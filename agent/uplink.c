@@ -171,6 +171,7 @@ static void send_heartbeat(uplink *u)
     hb.queued = st.queued;
     hb.prompt_tps = st.prompt_tps;
     hb.gen_tps = st.gen_tps;
+    hb.slot_gen_tps = st.slot_gen_tps;
     hb.rss_bytes = sysinfo_rss_bytes();
     hb.draining = u->draining;
     envelope env = EDGEFLEET__ENVELOPE__INIT;

@@ -96,19 +96,15 @@ static void on_heartbeat(coord *c, agent_id_t id, const Edgefleet__Heartbeat *hb
 {
     registry_model_load loads[REGISTRY_MODELS_MAX];
     size_t n = hb->n_models < REGISTRY_MODELS_MAX ? hb->n_models : REGISTRY_MODELS_MAX;
-    uint32_t busy = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         loads[i] = (registry_model_load){hb->models[i]->model, hb->models[i]->busy_slots,
                                          hb->models[i]->total_slots};
-        busy += hb->models[i]->busy_slots;
-    }
-    /* The heartbeat's speeds are for all slots together; the registry wants what one request
-     * sees, so share them out over the slots that were busy. */
-    double share = busy > 1 ? (double)busy : 1.0;
+    /* The registry weighs boards by what one request sees; the agent measures that per decode
+     * step (slot_gen_tps). Its all-slots gen_tps goes to telemetry unchanged. */
     registry_load load = {.models = loads,
                           .n_models = n,
-                          .gen_tps = hb->gen_tps / share,
-                          .prompt_tps = hb->prompt_tps / share,
+                          .gen_tps = hb->slot_gen_tps,
+                          .prompt_tps = hb->prompt_tps,
                           .draining = hb->draining};
     if (registry_heartbeat(c->registry, id, &load, clock_mono_ms()) != 0)
         return;

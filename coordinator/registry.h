@@ -65,7 +65,8 @@ typedef struct {
     const registry_model_load *models; /* models not declared at register are ignored */
     size_t n_models;
     double gen_tps;    /* tokens/s ONE request sees on this agent (per slot); 0 = not measured */
-    double prompt_tps; /* prompt tokens/s, same convention; 0 = not measured */
+    double prompt_tps; /* the agent's prompt tokens/s, all slots (shown in status only); 0 = not
+                          measured */
     bool draining;     /* the agent says it is draining */
 } registry_load;
 
