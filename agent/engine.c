@@ -260,14 +260,7 @@ int engine_push_chunk(engine *e, ereq *r, const char *text, size_t len, const in
 {
     if (len == 0 && n == 0)
         return 0;
-    engine_event *ev = calloc(1, sizeof *ev);
-    if (!ev)
-        return EF_ENOMEM;
-    ev->kind = ENGINE_EV_CHUNK;
-    memcpy(ev->request_id, r->id, CODEC_REQUEST_ID_LEN);
-    ev->batch_index = r->batch_index;
-    ev->deadline_unix_ms = r->deadline_unix_ms;
-    ev->seq = r->n_sent;
+    engine_event *ev = NULL;
     int rc;
     if (!r->first_chunk_pushed) {
         r->first_chunk_pushed = 1;
@@ -278,7 +271,17 @@ int engine_push_chunk(engine *e, ereq *r, const char *text, size_t len, const in
         /* Coalesce: the loop has not taken r's last chunk yet, so this one rides along. */
         rc = append(r->pending_chunk, text, len, tokens, n);
     } else {
-        rc = append(ev, text, len, tokens, n);
+        /* Allocated only here: while the loop has not taken r's last chunk (most tokens of a
+         * fast model), nothing is allocated per token. */
+        ev = calloc(1, sizeof *ev);
+        rc = ev ? append(ev, text, len, tokens, n) : EF_ENOMEM;
+        if (ev) {
+            ev->kind = ENGINE_EV_CHUNK;
+            memcpy(ev->request_id, r->id, CODEC_REQUEST_ID_LEN);
+            ev->batch_index = r->batch_index;
+            ev->deadline_unix_ms = r->deadline_unix_ms;
+            ev->seq = r->n_sent;
+        }
         if (rc == 0) {
             if (e->ev_tail)
                 e->ev_tail->next = ev;
