@@ -282,6 +282,7 @@ static void test_drained_agent_gets_no_new_work(void **state)
 /* Per-agent tallies of a batch. */
 typedef struct {
     int calls[32];
+    char agent[32][64]; /* who served each index */
     int ok;
     int on_big, on_mid, on_small;
 } spread;
@@ -291,8 +292,10 @@ static int tally(size_t index, const char *text, size_t len, const ef_result *r,
     spread *s = user;
     (void)text;
     (void)len;
-    if (index < 32)
+    if (index < 32) {
         s->calls[index]++;
+        snprintf(s->agent[index], sizeof s->agent[index], "%s", r->agent);
+    }
     s->ok += r->status == 0;
     s->on_big += strcmp(r->agent, "big") == 0;
     s->on_mid += strcmp(r->agent, "mid") == 0;
@@ -313,19 +316,30 @@ static void test_batch_is_sharded_by_capacity_and_every_item_comes_back_once(voi
     ef_batch_item items[30];
     for (int i = 0; i < 30; i++)
         items[i] = (ef_batch_item){"Once upon a time", &p};
-    spread s = {{0}, 0, 0, 0, 0};
+    spread s;
+    memset(&s, 0, sizeof s);
     assert_int_equal(ef_client_batch(w->client, w->model, items, 30, tally, &s), 0);
     fprintf(stderr, "batch of 30: big %d, mid %d, small %d\n", s.on_big, s.on_mid, s.on_small);
     for (int i = 0; i < 30; i++)
         assert_int_equal(s.calls[i], 1);
     assert_int_equal(s.ok, 30);
     assert_int_equal(s.on_big + s.on_mid + s.on_small, 30);
-    assert_true(s.on_small >= 1 && s.on_mid >= 1);
-    /* 3, 2 and 1 slots, but the scheduler weighs slots by their measured speed, and on a shared
-     * 2-core box more slots each run slower: the largest board never gets less than the
-     * smallest, and the exact capacity ratio is checked with scripted agents in
+    /* The batch arrives in one message and its items are placed in index order while all six
+     * slots are free, so the first six fill the boards exactly by their capacity: 3, 2 and 1.
+     * The rest follow as slots free up, so the final tally is each board's throughput on this
+     * box (three processes on 2 shared cores: it measured anything from 16/8/6 to 9/10/11) and
+     * is not asserted; the speed-weighted split is asserted with scripted agents in
      * test_coordinator and with 200 simulated agents in test_sim_fleet. */
-    assert_true(s.on_big >= s.on_small);
+    int first_big = 0, first_mid = 0, first_small = 0;
+    for (int i = 0; i < 6; i++) {
+        first_big += strcmp(s.agent[i], "big") == 0;
+        first_mid += strcmp(s.agent[i], "mid") == 0;
+        first_small += strcmp(s.agent[i], "small") == 0;
+    }
+    fprintf(stderr, "first six: big %d, mid %d, small %d\n", first_big, first_mid, first_small);
+    assert_int_equal(first_big, 3);
+    assert_int_equal(first_mid, 2);
+    assert_int_equal(first_small, 1);
 }
 
 int main(void)
