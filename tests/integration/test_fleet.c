@@ -1,7 +1,7 @@
 /* The whole fleet on loopback: the coordinator, real edgefleet-agent processes serving the real
  * model (stories260K), and libedgefleet clients, with keys made in a temp dir. Kills, drains,
- * restarts and load spread are checked end to end. Skipped, saying why, when the agent binary
- * or the model is missing. */
+ * restarts and load spread are checked end to end. A missing agent binary or model fails the
+ * suite, saying which. */
 #include "edgefleet.h"
 #include "fleet_fixture.h"
 #include "test_support.h"
