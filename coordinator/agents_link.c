@@ -212,6 +212,7 @@ static void on_heartbeat_timer(uv_timer_t *t)
     coord *c = t->data;
     uint64_t now = clock_mono_ms();
     drop_dead(c, now);
+    dispatch_fail_orphans(c);
     if (now < c->next_heartbeat_ms)
         return;
     c->next_heartbeat_ms = now + c->cfg.heartbeat_ms;

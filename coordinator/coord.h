@@ -25,11 +25,12 @@ typedef struct {
     const char *agents_endpoint;
     const char *clients_endpoint;
     const char *telemetry_endpoint;
-    const char *key_path;  /* the coordinator's secret .key file */
-    const char *allow_dir; /* holds agents/, clients/, operators/ of .pub files */
-    uint32_t heartbeat_ms; /* interval of heartbeats both ways */
-    uint32_t liveness;     /* silent intervals before an agent is dead */
-    uint32_t queue;        /* queued requests per model */
+    const char *key_path;     /* the coordinator's secret .key file */
+    const char *allow_dir;    /* holds agents/, clients/, operators/ of .pub files */
+    uint32_t heartbeat_ms;    /* interval of heartbeats both ways */
+    uint32_t liveness;        /* silent intervals before an agent is dead */
+    uint32_t queue;           /* queued requests per model */
+    uint32_t orphan_grace_ms; /* queued requests of a model no agent serves fail after this */
 } coord_config;
 
 typedef struct coord {
@@ -89,6 +90,8 @@ void dispatch_agent_gone(coord *c, agent_id_t agent, const char *agent_name, con
 void dispatch_agent_chunk(coord *c, agent_id_t agent, const Edgefleet__TokenChunk *tc);
 void dispatch_agent_done(coord *c, agent_id_t agent, const Edgefleet__Done *d);
 void dispatch_agent_error(coord *c, agent_id_t agent, const Edgefleet__Error *e);
+/* Fail the queued requests of models that no agent has served for the grace period. */
+void dispatch_fail_orphans(coord *c);
 /* Give every request back to its client as failed, for shutdown. */
 void dispatch_flush(coord *c);
 

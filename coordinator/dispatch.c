@@ -234,6 +234,27 @@ static void expire_queued(coord *c)
     } while (n == DISPATCH_BATCH);
 }
 
+void dispatch_fail_orphans(coord *c)
+{
+    sched_request out[DISPATCH_BATCH];
+    size_t n, total = 0;
+    do {
+        total += n = scheduler_orphaned(c->scheduler, clock_mono_ms(), out, DISPATCH_BATCH);
+        for (size_t i = 0; i < n; i++) {
+            flight *f = out[i].payload;
+            char msg[160];
+            snprintf(msg, sizeof msg, "no agent has served model \"%s\" for %u ms",
+                     f->request->model, c->cfg.orphan_grace_ms);
+            log_request(f, "failed:", msg);
+            frontend_send_error(c, f->client, f->client_len, &f->request->request_id,
+                                f->request->batch_index, EF_EUNKNOWNMODEL, 0, 0, msg);
+            flight_destroy(&f);
+        }
+    } while (n == DISPATCH_BATCH);
+    if (total > 0) /* the earliest deadline may have gone with them */
+        arm_deadline_timer(c);
+}
+
 static void on_deadline_timer(uv_timer_t *t)
 {
     coord *c = t->data;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@ static void usage(FILE *out)
             "  --heartbeat-ms N           heartbeat interval both ways (default 1000)\n"
             "  --liveness N               silent intervals before an agent is dead (default 3)\n"
             "  --queue N                  queued requests per model (default 64)\n"
+            "  --orphan-grace-ms N        fail queued requests of a model that no agent has\n"
+            "                             served for N ms (default 30000)\n"
             "  --log-level debug|info|warn|error   (default info)\n"
             "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n");
 }
@@ -51,7 +54,23 @@ static const struct option long_options[] = {{"help", no_argument, 0, 'h'},
                                              {"heartbeat-ms", required_argument, 0, 'H'},
                                              {"liveness", required_argument, 0, 'L'},
                                              {"queue", required_argument, 0, 'q'},
+                                             {"orphan-grace-ms", required_argument, 0, 'o'},
                                              {0, 0, 0, 0}};
+
+/* The numeric options: name, bounds, and where each goes. */
+typedef struct {
+    int ch;
+    const char *name;
+    long min, max;
+    size_t offset; /* of its uint32_t in coord_config */
+} count_option;
+
+static const count_option count_options[] = {
+    {'H', "heartbeat-ms", 10, 3600000, offsetof(coord_config, heartbeat_ms)},
+    {'L', "liveness", 1, 1000000, offsetof(coord_config, liveness)},
+    {'q', "queue", 1, 1000000, offsetof(coord_config, queue)},
+    {'o', "orphan-grace-ms", 1, 86400000, offsetof(coord_config, orphan_grace_ms)},
+};
 
 /* Fill cfg from argv. Returns 0, 1 for --help, or 2 (message printed). */
 static int parse_options(int argc, char **argv, coord_config *cfg)
@@ -89,19 +108,20 @@ static int parse_options(int argc, char **argv, coord_config *cfg)
         case 'H':
         case 'L':
         case 'q':
-            v = parse_count(optarg, ch == 'H' ? 10 : 1, ch == 'H' ? 3600000 : 1000000);
+        case 'o': {
+            const count_option *o = count_options;
+            while (o->ch != ch)
+                o++;
+            v = parse_count(optarg, o->min, o->max);
             if (v < 0) {
-                fprintf(stderr, "edgefleet-coordinator: --%s: \"%s\" is not a valid number\n",
-                        ch == 'H'   ? "heartbeat-ms"
-                        : ch == 'L' ? "liveness"
-                                    : "queue",
-                        optarg);
+                fprintf(stderr,
+                        "edgefleet-coordinator: --%s: \"%s\" is not a number in [%ld, %ld]\n",
+                        o->name, optarg, o->min, o->max);
                 return 2;
             }
-            *(ch == 'H'   ? &cfg->heartbeat_ms
-              : ch == 'L' ? &cfg->liveness
-                          : &cfg->queue) = (uint32_t)v;
+            *(uint32_t *)((char *)cfg + o->offset) = (uint32_t)v;
             break;
+        }
         default:
             usage(stderr);
             return 2;
@@ -145,6 +165,7 @@ static int wire(coord *c)
     rp.liveness = c->cfg.liveness;
     scheduler_params sp = scheduler_default_params();
     sp.max_queued_per_model = c->cfg.queue;
+    sp.orphan_grace_ms = c->cfg.orphan_grace_ms;
     ef_errmsg em = {{0}};
     c->transport = transport_new(c->loop);
     c->registry = registry_new(&rp);
@@ -194,7 +215,8 @@ int main(int argc, char **argv)
                            .telemetry_endpoint = COORD_TELEMETRY_ENDPOINT,
                            .heartbeat_ms = 1000,
                            .liveness = 3,
-                           .queue = 64};
+                           .queue = 64,
+                           .orphan_grace_ms = 30000};
     int rc = parse_options(argc, argv, &c.cfg);
     if (rc)
         return rc == 1 ? 0 : 2;

@@ -19,6 +19,7 @@ scheduler_params scheduler_default_params(void)
         .session_overload = 2.0,
         .default_tokens = 256,
         .queue_unknown_models = false,
+        .orphan_grace_ms = 30000,
     };
     return p;
 }
@@ -43,6 +44,8 @@ static scheduler_params with_defaults(const scheduler_params *p)
         r.session_overload = d.session_overload;
     if (r.default_tokens == 0)
         r.default_tokens = d.default_tokens;
+    if (r.orphan_grace_ms == 0)
+        r.orphan_grace_ms = d.orphan_grace_ms;
     return r;
 }
 
@@ -443,6 +446,34 @@ size_t scheduler_expire(scheduler_t *self, uint64_t now_ms, sched_request *out, 
     size_t n = 0;
     while (n < cap && self->expired_head != NIL)
         sched_detach(self, (uint32_t)self->expired_head, false, &out[n++]);
+    return n;
+}
+
+static bool has_candidate(const scheduler_t *self, const char *model, uint64_t now_ms)
+{
+    size_t n = registry_count(self->registry);
+    for (size_t i = 0; i < n; i++)
+        if (sched_candidate_model(self, registry_at(self->registry, i), model, now_ms) >= 0)
+            return true;
+    return false;
+}
+
+size_t scheduler_orphaned(scheduler_t *self, uint64_t now_ms, sched_request *out, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t qi = 0; self && qi < self->n_queues && n < cap; qi++) {
+        model_queue *q = &self->queues[qi];
+        if (q->len == 0 || has_candidate(self, q->model, now_ms)) {
+            q->orphan_since_ms = 0;
+            continue;
+        }
+        if (q->orphan_since_ms == 0)
+            q->orphan_since_ms = now_ms ? now_ms : 1;
+        if (now_ms - q->orphan_since_ms < self->params.orphan_grace_ms)
+            continue;
+        while (n < cap && q->len > 0)
+            sched_detach(self, queue_top(q)->slot, false, &out[n++]);
+    }
     return n;
 }
 

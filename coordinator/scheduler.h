@@ -40,6 +40,9 @@ typedef struct {
     uint32_t default_tokens;       /* tokens assumed for max_tokens 0, for estimates; 0 = 256 */
     bool queue_unknown_models;     /* false: submit fails with EF_EUNKNOWNMODEL when no agent in
                                       the registry declares the model; true: it waits for one */
+    uint32_t orphan_grace_ms;      /* queued requests of a model that no live, non-draining agent
+                                      has served for this long are failed (scheduler_orphaned);
+                                      0 = 30000: long enough for a board to restart and load */
 } scheduler_params;
 
 typedef enum {
@@ -117,6 +120,13 @@ size_t scheduler_dispatch(scheduler_t *self, uint64_t now_ms, sched_dispatch *ou
  * out; returns how many (again while == cap). The daemon answers Error{EF_EDEADLINE} and frees
  * the payloads. In-flight requests are not touched. */
 size_t scheduler_expire(scheduler_t *self, uint64_t now_ms, sched_request *out, size_t cap);
+
+/* Removes the queued requests of every model that no live, non-draining agent has served since
+ * orphan_grace_ms ago, and copies them to out; returns how many (again while == cap). Without
+ * this a request with no deadline would wait forever for a model whose boards are all gone.
+ * The grace starts at the first call that finds the model without a candidate, so call it
+ * periodically (the liveness sweep's tick). The daemon answers Error{EF_EUNKNOWNMODEL}. */
+size_t scheduler_orphaned(scheduler_t *self, uint64_t now_ms, sched_request *out, size_t cap);
 
 /* Earliest deadline among queued requests, 0 when none: when to call scheduler_expire next. */
 uint64_t scheduler_next_deadline_ms(const scheduler_t *self);

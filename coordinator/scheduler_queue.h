@@ -20,6 +20,7 @@ typedef struct {
     queue_entry *heap; /* grows on demand; the bound is the scheduler's to enforce */
     uint32_t len;
     uint32_t cap;
+    uint64_t orphan_since_ms; /* scheduler's: when it first saw no candidate agent; 0 = has one */
 } model_queue;
 
 /* Adds e; pos_of[e.slot] is set. Returns 0 or EF_ENOMEM (queue unchanged). */

@@ -264,6 +264,42 @@ static int wait_requests(scripted_agent *a, int n, int timeout_ms)
     return sa_requests(a);
 }
 
+static void test_queued_work_fails_when_no_agent_serves_its_model_any_more(void **state)
+{
+    world *w = *state;
+    w->f.orphan_grace_ms = 400;
+    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 8), 0);
+    char key_file[512];
+    fx_key_path(&w->f, "a1", "key", key_file, sizeof key_file);
+    sa_params p = {.name = "a1",
+                   .key_file = key_file,
+                   .server_public = w->f.coord_keys.public_z85,
+                   .endpoint = w->f.agents_ep,
+                   .model = MODEL,
+                   .slots = 1,
+                   .heartbeat_ms = HB_MS,
+                   .tokens = 100,
+                   .token_ms = 5,
+                   .die_after = 4};
+    w->agents[0] = sa_start(&p);
+    assert_int_equal(sa_wait_registered(w->agents[0], 3000), 1);
+    async_call first;
+    async_start(w, &first, "runs");
+    assert_int_equal(wait_requests(w->agents[0], 1, 3000), 1);
+    /* The only board falls silent: the running request is lost, and the queued one, with no
+     * deadline, fails once the grace has passed with no agent for its model, not never. */
+    w->client = fx_client(&w->f, "cli", 10000);
+    ef_result res;
+    int rc = ef_client_generate(w->client, MODEL, "waits", NULL, NULL, NULL, &res);
+    assert_int_equal(rc, EF_EUNKNOWNMODEL);
+    assert_true(res.elapsed_ms >= 400);
+    assert_true(res.elapsed_ms < 3 * HB_MS + 400 + 1000);
+    async_join(&first);
+    assert_int_equal(first.rc, EF_EAGENTLOST);
+    assert_true(ts_file_wait_for(w->f.log, "no agent has served model", 1000));
+    assert_int_equal(sa_requests(w->agents[0]), 1); /* the queued one never went anywhere */
+}
+
 static void test_new_agent_takes_queued_work_at_once(void **state)
 {
     world *w = *state;
@@ -433,6 +469,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_agent_is_dropped_and_its_client_gets_agent_lost,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_queued_work_fails_when_no_agent_serves_its_model_any_more, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_agent_takes_queued_work_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drained_agent_gets_no_new_work_and_finishes_its_own,
                                         setup, teardown),

@@ -1,7 +1,8 @@
 /* Scheduler: with a fake clock and simulated agents, work follows capacity, only free slots are
  * used, sessions stick and move, the queue is EDF with FIFO ties and bounded, expired requests
- * are reported and never dispatched, draining agents keep their work but get no more, and a
- * joining agent takes queued work at once. */
+ * are reported and never dispatched, draining agents keep their work but get no more, a
+ * joining agent takes queued work at once, and queued work of a model no agent serves any more
+ * fails after a grace period. */
 #include "scheduler.h"
 
 #include <setjmp.h>
@@ -346,6 +347,45 @@ static void test_lost_agent_hands_back_its_inflight_requests(void **state)
     assert_int_equal(registry_free_slots(registry_get(f->reg, a2), 0), 3);
 }
 
+static void test_queued_work_fails_after_its_last_agent_is_gone_for_the_grace(void **state)
+{
+    fixture *f = *state;
+    scheduler_destroy(&f->sched);
+    scheduler_params p = scheduler_default_params();
+    p.orphan_grace_ms = 5000;
+    f->sched = scheduler_new(f->reg, &p);
+    agent_id_t a = join(f, "sim-a", 1, 10, T0);
+    sched_dispatch running, waiting;
+    assert_int_equal(submit(f, NULL, 0, T0, &running), 0);
+    assert_int_equal(submit(f, NULL, 0, T0, &waiting), 0);
+    assert_int_equal(waiting.agent, AGENT_ID_NONE);
+    sched_request out[4];
+    /* A live agent serves the model: the queued request waits as long as it has to. */
+    assert_int_equal(scheduler_orphaned(f->sched, T0 + 1000, out, 4), 0);
+    /* The agent goes: the grace starts at the first sweep that sees no candidate. */
+    assert_int_equal(scheduler_agent_gone(f->sched, a, out, 4), 1);
+    assert_int_equal(registry_remove(f->reg, a), 0);
+    assert_int_equal(scheduler_orphaned(f->sched, T0 + 2000, out, 4), 0);
+    assert_int_equal(scheduler_orphaned(f->sched, T0 + 6999, out, 4), 0);
+    /* A board that comes back within the grace resets it. */
+    agent_id_t b = join(f, "sim-b", 1, 0, T0 + 6999);
+    assert_int_equal(scheduler_orphaned(f->sched, T0 + 7000, out, 4), 0);
+    registry_model_load ml = {.model = MODEL, .total_slots = 1};
+    registry_load hb = {.models = &ml, .n_models = 1, .draining = true};
+    /* Draining boards take no new work, so they do not count: the grace starts again. */
+    for (uint64_t t = T0 + 7001; t <= T0 + 11001; t += 1000) { /* heartbeats: live, draining */
+        assert_int_equal(registry_heartbeat(f->reg, b, &hb, t), 0);
+        assert_int_equal(scheduler_orphaned(f->sched, t + 1, out, 4), 0);
+    }
+    assert_int_equal(scheduler_orphaned(f->sched, T0 + 12001, out, 4), 0);
+    assert_int_equal(scheduler_orphaned(f->sched, T0 + 12002, out, 4), 1);
+    assert_int_equal(out[0].ticket, waiting.ticket);
+    assert_int_equal(out[0].state, SCHED_QUEUED);
+    assert_non_null(out[0].payload);
+    assert_int_equal(scheduler_queued(f->sched, MODEL), 0);
+    assert_null(scheduler_get(f->sched, waiting.ticket));
+}
+
 static void test_requeue_and_cancel_keep_the_books_straight(void **state)
 {
     fixture *f = *state;
@@ -429,6 +469,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lost_agent_hands_back_its_inflight_requests, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_queued_work_fails_after_its_last_agent_is_gone_for_the_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeue_and_cancel_keep_the_books_straight, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_split_is_proportional_to_capacity, setup,

@@ -75,13 +75,14 @@ int fx_add_key(fleet_fixture *f, const char *name, const char *sub, keys_pair *o
 
 int fx_start_coordinator(fleet_fixture *f, int hb_ms, int liveness, int queue)
 {
-    char bin[512], key[512], hb[16], lv[16], q[16];
+    char bin[512], key[512], hb[16], lv[16], q[16], grace[16];
     if (ts_bin_path("coordinator/edgefleet-coordinator", bin, sizeof bin) != 0)
         return -1;
     fx_key_path(f, "coordinator", "key", key, sizeof key);
     snprintf(hb, sizeof hb, "%d", hb_ms);
     snprintf(lv, sizeof lv, "%d", liveness);
     snprintf(q, sizeof q, "%d", queue);
+    snprintf(grace, sizeof grace, "%d", f->orphan_grace_ms);
     char *argv[] = {bin,
                     "--key",
                     key,
@@ -101,6 +102,8 @@ int fx_start_coordinator(fleet_fixture *f, int hb_ms, int liveness, int queue)
                     q,
                     "--log-level",
                     "debug",
+                    f->orphan_grace_ms > 0 ? "--orphan-grace-ms" : NULL,
+                    grace,
                     NULL};
     /* Count the "listening" lines already in the log: a restart appends a new one. */
     int before = 0;
