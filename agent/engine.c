@@ -207,7 +207,18 @@ void engine_cancel(engine *e, const uint8_t id[CODEC_REQUEST_ID_LEN])
     pthread_mutex_unlock(&e->mu);
 }
 
-void engine_release(engine *e, ereq *r)
+static void push_locked(engine *e, engine_event *ev)
+{
+    ev->next = NULL;
+    if (e->ev_tail)
+        e->ev_tail->next = ev;
+    else
+        e->ev_head = ev;
+    e->ev_tail = ev;
+    pthread_cond_broadcast(&e->ev_ready);
+}
+
+void engine_release(engine *e, ereq *r, engine_event *ev)
 {
     pthread_mutex_lock(&e->mu);
     e->models[r->model].reserved--;
@@ -217,22 +228,33 @@ void engine_release(engine *e, ereq *r)
             break;
         }
     }
+    if (ev)
+        push_locked(e, ev);
     pthread_mutex_unlock(&e->mu);
+    if (ev) {
+        e->events_pushed = 1;
+        e->events_urgent = 1; /* Done and Error end a request: the client waits for them */
+    }
 }
 
 void engine_push_event(engine *e, engine_event *ev)
 {
-    ev->next = NULL;
     pthread_mutex_lock(&e->mu);
-    if (e->ev_tail)
-        e->ev_tail->next = ev;
-    else
-        e->ev_head = ev;
-    e->ev_tail = ev;
-    pthread_cond_broadcast(&e->ev_ready);
+    push_locked(e, ev);
     pthread_mutex_unlock(&e->mu);
     e->events_pushed = 1;
     e->events_urgent = 1; /* Done and Error end a request: the client waits for them */
+}
+
+bool engine_idle(engine *e)
+{
+    bool idle = true;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->n_models; i++)
+        idle &= e->models[i].reserved == 0;
+    idle &= e->ev_head == NULL;
+    pthread_mutex_unlock(&e->mu);
+    return idle;
 }
 
 static int append(engine_event *ev, const char *text, size_t len, const int32_t *tokens, size_t n)

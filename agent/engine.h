@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "codec.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,5 +102,8 @@ const char *engine_model_name(const engine *e, size_t i);
 void engine_model_desc(const engine *e, size_t i, backend_desc *out);
 /* Thread-safe snapshot of load, for heartbeats. */
 void engine_get_stats(engine *e, engine_stats *out);
+/* True when no request is accepted or running and no event waits to be taken: every reply is
+ * in the caller's hands. Thread-safe. */
+bool engine_idle(engine *e);
 
 #endif

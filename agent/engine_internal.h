@@ -106,8 +106,10 @@ void engine_push_event(engine *e, engine_event *ev);
 /* Append text/tokens to r's pending chunk if still queued, else queue a new chunk. */
 int engine_push_chunk(engine *e, ereq *r, const char *text, size_t len, const int32_t *tokens,
                       size_t n);
-/* Drop r from the live list and give back its credit (inference thread, takes mu). */
-void engine_release(engine *e, ereq *r);
+/* Drop r from the live list, give back its credit and queue its last event `ev` (NULL: none),
+ * all under one hold of mu: nobody sees the slot free without its Done/Error queued, which is
+ * what engine_idle relies on (inference thread). */
+void engine_release(engine *e, ereq *r, engine_event *ev);
 
 /* engine_run.c (inference thread) */
 void engine_run_cancels(engine *e, ecancel *list);

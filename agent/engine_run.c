@@ -34,8 +34,9 @@ static double ms_between(uint64_t from_ns, uint64_t to_ns)
     return from_ns && to_ns > from_ns ? (double)(to_ns - from_ns) / 1e6 : 0.0;
 }
 
-/* Free r's slot (if it has one) and its credit, then r itself. */
-static void retire(engine *e, ereq *r)
+/* Free r's slot (if it has one) and its credit, queue its last event ev (may be NULL), then
+ * free r itself. */
+static void retire(engine *e, ereq *r, engine_event *ev)
 {
     if (r->slot >= 0) {
         emodel *m = &e->models[r->model];
@@ -44,7 +45,7 @@ static void retire(engine *e, ereq *r)
         m->slot_used_ns[r->slot] = clock_mono_ns();
         e->n_running--;
     }
-    engine_release(e, r);
+    engine_release(e, r, ev);
     engine_request_free(&r);
 }
 
@@ -66,10 +67,8 @@ static void fail(engine *e, ereq *r, int code, const char *fmt, ...)
                  codec_id_hex((ProtobufCBinaryData){CODEC_REQUEST_ID_LEN, r->id}, hex),
                  ef_err_name(code), ev->message);
     }
-    /* Free the slot before the reply is visible: whoever reads it may reuse the credit. */
-    retire(e, r);
-    if (ev)
-        engine_push_event(e, ev);
+    /* The slot is free when the reply is visible: whoever reads it may reuse the credit. */
+    retire(e, r, ev);
 }
 
 static const char *finish_name(int finish)
@@ -112,9 +111,7 @@ static void finish(engine *e, ereq *r, int reason)
                  finish_name(reason), r->n_prompt, r->n_eval_done, r->n_sent,
                  ms_between(r->t_arrive_ns, now));
     }
-    retire(e, r);
-    if (ev)
-        engine_push_event(e, ev);
+    retire(e, r, ev);
 }
 
 /* Prompt text -> tokens (plus any resumed tokens), checked against the slot context. */
@@ -372,5 +369,5 @@ void engine_run_drop_all(engine *e)
     for (size_t i = 0; i < e->n_models; i++)
         for (uint32_t s = 0; s < e->models[i].desc.n_slots; s++)
             if (e->models[i].slot_req[s])
-                retire(e, e->models[i].slot_req[s]);
+                retire(e, e->models[i].slot_req[s], NULL);
 }
