@@ -9,10 +9,11 @@
 #include <string.h>
 
 /* Bounds that catch typos (a context of 2048000) without limiting real boards. */
-#define MAX_CTX     (1u << 20)
-#define MAX_THREADS 256u
-#define MAX_BATCH   8192u
-#define MAX_HB_MS   600000u
+#define MAX_CTX      (1u << 20)
+#define MAX_THREADS  256u
+#define MAX_BATCH    8192u
+#define MAX_HB_MS    600000u
+#define MAX_DRAIN_MS 86400000u
 
 typedef struct {
     agent_config *c;
@@ -70,6 +71,13 @@ static int agent_key(parse_state *ps, const char *name, const char *value)
             return 0;
         snprintf(ps->error, sizeof ps->error, "bad value \"%.64s\" for \"heartbeat_ms\" (10..%u)",
                  value, MAX_HB_MS);
+        return -1;
+    }
+    if (strcmp(name, "drain_timeout_ms") == 0) {
+        if (parse_u32(value, 0, MAX_DRAIN_MS, &c->drain_timeout_ms) == 0)
+            return 0;
+        snprintf(ps->error, sizeof ps->error,
+                 "bad value \"%.64s\" for \"drain_timeout_ms\" (0..%u)", value, MAX_DRAIN_MS);
         return -1;
     }
     if (strcmp(name, "log_level") == 0) {

@@ -1,7 +1,7 @@
 /* The agent's configuration: an INI file (parsed with libinih) and/or --model flags. Errors say
  * file:line and the key ("agent.ini:12: unknown key \"thread\""). Strings are owned by the
  * config. Example:
- *   [agent]        name, coordinator, server_key, key, heartbeat_ms, log_level
+ *   [agent]        name, coordinator, server_key, key, heartbeat_ms, drain_timeout_ms, log_level
  *   [model NAME]   path, ctx, slots, threads, batch, chat_template, backend (llama|simulated),
  *                  tokens_per_s (simulated) */
 #ifndef EF_AGENT_CONFIG_H
@@ -12,13 +12,18 @@
 #include "log.h"
 
 #define AGENT_MAX_MODELS 16
+/* Time running requests get on SIGTERM: under systemd's default 90 s stop timeout, and long
+ * enough for a few hundred tokens on a small board. */
+#define AGENT_DRAIN_TIMEOUT_MS 30000u
 
 typedef struct {
-    char *name;            /* agent name = routing id; NULL = hostname */
-    char *coordinator;     /* agent endpoint of the coordinator, "tcp://host:7701" */
-    char *server_key;      /* coordinator's .pub file */
-    char *key;             /* this agent's .key file */
-    uint32_t heartbeat_ms; /* 0 = 1000 */
+    char *name;                /* agent name = routing id; NULL = hostname */
+    char *coordinator;         /* agent endpoint of the coordinator, "tcp://host:7701" */
+    char *server_key;          /* coordinator's .pub file */
+    char *key;                 /* this agent's .key file */
+    uint32_t heartbeat_ms;     /* 0 = 1000 */
+    uint32_t drain_timeout_ms; /* on SIGTERM: time running requests get to finish; the caller
+                                  starts it at AGENT_DRAIN_TIMEOUT_MS */
     int has_log_level;
     log_level level;
     backend_params models[AGENT_MAX_MODELS]; /* numbers 0 = not set (defaults apply later) */

@@ -21,7 +21,8 @@ typedef struct {
     const char *config, *name, *coordinator, *server_key, *key;
     const char *models[AGENT_MAX_MODELS];
     size_t n_models;
-    uint32_t slots, ctx, threads, heartbeat_ms;
+    uint32_t slots, ctx, threads, heartbeat_ms, drain_timeout_ms;
+    int has_drain_timeout;
     int simulated;
     double sim_tps;
 } options;
@@ -42,6 +43,9 @@ static void usage(FILE *out)
             "  --ctx N                 context tokens per slot (default min(2048, model's))\n"
             "  --threads N             inference threads (default: all CPUs)\n"
             "  --heartbeat-ms N        heartbeat interval (default 1000)\n"
+            "  --drain-timeout-ms N    on SIGTERM/SIGINT, time running requests get to finish\n"
+            "                          before the agent stops anyway (default 30000; a second\n"
+            "                          signal stops at once)\n"
             "  --simulated             serve --model names with the simulated backend (no\n"
             "                          file is read; for fleet tests; reported as simulated)\n"
             "  --sim-tps N             simulated tokens/s per slot (default 20)\n"
@@ -77,6 +81,7 @@ static int parse_args(int argc, char **argv, options *o)
         O_CTX,
         O_THREADS,
         O_HB,
+        O_DRAIN,
         O_LOG,
         O_SIM,
         O_SIMTPS
@@ -92,6 +97,7 @@ static int parse_args(int argc, char **argv, options *o)
                                          {"ctx", required_argument, 0, O_CTX},
                                          {"threads", required_argument, 0, O_THREADS},
                                          {"heartbeat-ms", required_argument, 0, O_HB},
+                                         {"drain-timeout-ms", required_argument, 0, O_DRAIN},
                                          {"log-level", required_argument, 0, O_LOG},
                                          {"simulated", no_argument, 0, O_SIM},
                                          {"sim-tps", required_argument, 0, O_SIMTPS},
@@ -138,6 +144,10 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case O_HB:
             rc = parse_number("--heartbeat-ms", optarg, 10, 600000, &o->heartbeat_ms);
+            break;
+        case O_DRAIN:
+            rc = parse_number("--drain-timeout-ms", optarg, 0, 86400000, &o->drain_timeout_ms);
+            o->has_drain_timeout = 1;
             break;
         case O_SIM:
             o->simulated = 1;
@@ -197,6 +207,8 @@ static int build_config(const options *o, agent_config *cfg)
     }
     if (o->heartbeat_ms)
         cfg->heartbeat_ms = o->heartbeat_ms;
+    if (o->has_drain_timeout)
+        cfg->drain_timeout_ms = o->drain_timeout_ms;
     if (cfg->n_models == 0) {
         fprintf(stderr, "edgefleet-agent: no model to serve (--model PATH or --config FILE)\n");
         return -1;
@@ -228,6 +240,7 @@ typedef struct {
     uv_async_t events;
     uv_signal_t sigint, sigterm;
     uplink *uplink;
+    uint32_t drain_timeout_ms;
 } agent_loop;
 
 static void on_engine_events(uv_async_t *h)
@@ -240,10 +253,18 @@ static void on_engine_events(uv_async_t *h)
 /* Called on the inference thread: uv_async_send is the one libuv call that is thread-safe. */
 static void notify_loop(void *user) { uv_async_send(user); }
 
+static void on_drained(void *loop) { uv_stop(loop); }
+
+/* The first signal drains (running requests finish, then the agent leaves the fleet); a second
+ * one, from an impatient operator or systemd's stop timeout, stops at once. */
 static void on_signal(uv_signal_t *h, int signum)
 {
-    log_info("signal %d: stopping", signum);
-    uv_stop(h->loop);
+    agent_loop *al = h->data;
+    log_info("signal %d (%s)", signum, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (al->uplink)
+        uplink_stop(al->uplink, al->drain_timeout_ms, on_drained, h->loop);
+    else
+        uv_stop(h->loop);
 }
 
 static int serve(uv_loop_t *loop, agent_loop *al, engine *e, const agent_config *cfg,
@@ -271,6 +292,8 @@ static int serve(uv_loop_t *loop, agent_loop *al, engine *e, const agent_config 
         transport_destroy(&t);
         return 1;
     }
+    al->drain_timeout_ms = cfg->drain_timeout_ms;
+    al->sigint.data = al->sigterm.data = al;
     uv_signal_start(&al->sigint, on_signal, SIGINT);
     uv_signal_start(&al->sigterm, on_signal, SIGTERM);
     log_info("agent \"%s\" serving %zu model(s)", up.name, engine_n_models(e));
@@ -287,7 +310,7 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
-    agent_config cfg = {0};
+    agent_config cfg = {.drain_timeout_ms = AGENT_DRAIN_TIMEOUT_MS};
     keys_pair keys;
     char server[KEYS_Z85_LEN + 1];
     if (build_config(&o, &cfg) != 0) {

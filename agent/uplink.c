@@ -152,7 +152,7 @@ void uplink_reconnect(uplink *u, const char *why)
     uv_timer_start(&u->retry, on_retry, delay, 0);
 }
 
-static void send_heartbeat(uplink *u)
+static void send_heartbeat(uplink *u, int leaving)
 {
     engine_stats st;
     engine_get_stats(u->engine, &st);
@@ -174,6 +174,7 @@ static void send_heartbeat(uplink *u)
     hb.slot_gen_tps = st.slot_gen_tps;
     hb.rss_bytes = sysinfo_rss_bytes();
     hb.draining = u->draining;
+    hb.leaving = leaving;
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
@@ -188,6 +189,7 @@ static void on_tick(uv_timer_t *t)
      * reconnect sends again, however long it lasts. */
     outbox_prune(u->outbox, now, clock_unix_ms(),
                  u->state == UPLINK_READY ? 2 * uplink_window_ms(u) : UINT64_MAX / 2);
+    uplink_check_stop(u); /* also while the link is down: the drain timeout still holds */
     if (u->state == UPLINK_DOWN)
         return;
     if (u->want_reconnect) {
@@ -204,9 +206,60 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     if (u->state == UPLINK_READY) {
-        send_heartbeat(u);
+        send_heartbeat(u, 0);
         uplink_flush(u); /* frames refused earlier (high-water mark) go now */
     }
+}
+
+static void leave(uplink *u)
+{
+    if (u->state == UPLINK_READY)
+        send_heartbeat(u, 1); /* the socket's linger gives it time to go out */
+    void (*done)(void *) = u->stop_done;
+    u->stop_done = NULL;
+    done(u->stop_user);
+}
+
+void uplink_check_stop(uplink *u)
+{
+    if (!u->stop_done)
+        return;
+    /* engine_idle first: once it says so, every reply is already in the outbox. */
+    int idle = engine_idle(u->engine);
+    size_t unsent = outbox_unsent(u->outbox);
+    if (idle && unsent == 0) {
+        log_info("drained: every request answered; stopping");
+        leave(u);
+        return;
+    }
+    if (clock_mono_ms() < u->stop_deadline_ms)
+        return;
+    engine_stats st;
+    engine_get_stats(u->engine, &st);
+    uint32_t busy = st.queued;
+    for (size_t i = 0; i < st.n_models; i++)
+        busy += st.models[i].busy_slots;
+    log_warn("drain timeout: stopping with %u request(s) unfinished and %zu repl%s unsent", busy,
+             unsent, unsent == 1 ? "y" : "ies");
+    leave(u);
+}
+
+void uplink_stop(uplink *u, uint32_t timeout_ms, void (*done)(void *user), void *user)
+{
+    if (u->stop_done) { /* asked twice: stop now */
+        u->stop_deadline_ms = 0;
+        uplink_check_stop(u);
+        return;
+    }
+    u->stop_done = done;
+    u->stop_user = user;
+    u->stop_deadline_ms = clock_mono_ms() + timeout_ms;
+    u->draining = 1;
+    log_info("stopping: taking no new requests; running ones get up to %u ms to finish",
+             timeout_ms);
+    if (u->state == UPLINK_READY)
+        send_heartbeat(u, 0); /* tell the coordinator now, not at the next tick */
+    uplink_check_stop(u);
 }
 
 uplink *uplink_new(const uplink_params *p, ef_errmsg *em)

@@ -33,5 +33,11 @@ uplink *uplink_new(const uplink_params *p, ef_errmsg *em);
 void uplink_destroy(uplink **u_p);
 /* Send what the engine produced (call when its notify fired). */
 void uplink_deliver(uplink *u);
+/* Graceful stop (SIGTERM): take no new work (the heartbeat says draining at once), wait until
+ * every accepted request has ended and its replies are sent, at most timeout_ms, then send a
+ * last Heartbeat{leaving} so the coordinator fails what still runs here at once instead of
+ * after its liveness window, and call done(user) on the loop. Calling it again while stopping
+ * stops at once. */
+void uplink_stop(uplink *u, uint32_t timeout_ms, void (*done)(void *user), void *user);
 
 #endif

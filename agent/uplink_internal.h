@@ -26,6 +26,9 @@ struct uplink {
     uint64_t replay_from_ms;    /* frames sent after this are sent again after a reconnect */
     const char *want_reconnect; /* set in a socket callback; acted on by the next tick */
     int draining;
+    uint64_t stop_deadline_ms;     /* while stopping: when to stop whatever still runs */
+    void (*stop_done)(void *user); /* set while stopping; called once, then NULL */
+    void *stop_user;
     backoff backoff;
     outbox *outbox;
     uv_timer_t tick;  /* heartbeat + liveness, every hb_ms */
@@ -42,5 +45,7 @@ void uplink_flush(uplink *u);
 /* Encode and queue a reply about request id (sent at once when the link is up). */
 int uplink_reply(uplink *u, envelope *env, const uint8_t id[16], uint64_t deadline);
 void uplink_on_recv(tsock *s, zmq_msg_t *frames, size_t n_frames, void *user);
+/* While stopping: finish the stop when everything is answered or the timeout passed. */
+void uplink_check_stop(uplink *u);
 
 #endif

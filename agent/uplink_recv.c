@@ -82,6 +82,10 @@ static void dispatch(uplink *u, const envelope *env)
             engine_cancel(u->engine, env->cancel->request_id.data);
         break;
     case EDGEFLEET__ENVELOPE__BODY_DRAIN:
+        if (u->stop_done && !env->drain->enable) {
+            log_info("undrain refused: this agent is stopping");
+            break;
+        }
         u->draining = env->drain->enable;
         log_info("drain %s", u->draining ? "on: finishing running requests, taking no new ones"
                                          : "off: taking requests again");
@@ -173,4 +177,5 @@ void uplink_deliver(uplink *u)
         engine_event_free(&ev);
         ev = next;
     }
+    uplink_check_stop(u);
 }

@@ -94,6 +94,15 @@ static void on_register(coord *c, const Edgefleet__Register *rg, const char *use
 
 static void on_heartbeat(coord *c, agent_id_t id, const Edgefleet__Heartbeat *hb)
 {
+    if (hb->leaving) {
+        const registry_agent *a = registry_get(c->registry, id);
+        char name[REGISTRY_NAME_MAX];
+        snprintf(name, sizeof name, "%s", a ? a->name : "?");
+        log_info("agent %s left the fleet (it is stopping)", name);
+        registry_remove(c->registry, id);
+        dispatch_agent_gone(c, id, name, "it stopped");
+        return;
+    }
     registry_model_load loads[REGISTRY_MODELS_MAX];
     size_t n = hb->n_models < REGISTRY_MODELS_MAX ? hb->n_models : REGISTRY_MODELS_MAX;
     for (size_t i = 0; i < n; i++)

@@ -107,6 +107,18 @@ void dispatch_agent_error(coord *c, agent_id_t agent, const Edgefleet__Error *e)
         scheduler_requeue(c->scheduler, sr->ticket, clock_mono_ms());
         return; /* not dispatch_run: that could bounce it straight back to the same agent */
     }
+    if (e->code == EF_EDRAINING && f->tokens_sent == 0) {
+        /* It crossed the agent's draining heartbeat (a stopping agent says so before it refuses
+         * anything, on the same socket), so the registry normally sends it elsewhere at once;
+         * if the registry has not heard of the drain, it waits for the next event instead of
+         * bouncing between us and the agent. */
+        log_info("request %s: agent %s is draining; back in the queue", hex, agent_name(c, agent));
+        scheduler_requeue(c->scheduler, sr->ticket, clock_mono_ms());
+        const registry_agent *a = registry_get(c->registry, agent);
+        if (!a || registry_agent_draining(a))
+            dispatch_run(c);
+        return;
+    }
     int code = e->code < 0 && e->code >= -1000 ? e->code : EF_EINTERNAL;
     uint32_t sent = e->tokens_sent > f->tokens_sent ? e->tokens_sent : f->tokens_sent;
     log_warn("request %s failed on agent %s: %s: %s", hex, agent_name(c, agent), ef_err_name(code),

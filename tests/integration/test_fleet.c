@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -28,6 +29,7 @@ typedef struct {
     char model[64]; /* the name the agents register the model under */
     char model_path[512];
     ef_client_t *client;
+    const char *drain_timeout_ms; /* non-NULL: start_agent passes --drain-timeout-ms */
 } fleet;
 
 /* 1 when the built agent is the real daemon (its --help lists --coordinator), not a stub. */
@@ -115,6 +117,8 @@ static void start_agent(fleet *w, int i, const char *name, const char *key, int 
                     "1",
                     "--heartbeat-ms",
                     hb,
+                    w->drain_timeout_ms ? "--drain-timeout-ms" : NULL,
+                    (char *)w->drain_timeout_ms,
                     NULL};
     w->agents[i] = ts_spawn(argv, log);
     assert_true(w->agents[i] > 0);
@@ -279,6 +283,80 @@ static void test_drained_agent_gets_no_new_work(void **state)
     ef_client_destroy(&op);
 }
 
+/* A token callback that sends SIGTERM to the agent at the first piece of text it streams. */
+typedef struct {
+    pid_t agent;
+    int pieces, pieces_at_signal;
+} stop_midway;
+
+static int sigterm_at_first_piece(const char *text, size_t len, void *user)
+{
+    stop_midway *s = user;
+    (void)text;
+    (void)len;
+    if (s->pieces++ == 0) {
+        kill(s->agent, SIGTERM);
+        s->pieces_at_signal = s->pieces;
+    }
+    return 0;
+}
+
+/* Wait for agent i to exit by itself; returns its exit code (-1 if it did not exit cleanly). */
+static int agent_exit_code(fleet *w, int i, int timeout_ms)
+{
+    int st = ts_wait_exit(w->agents[i], timeout_ms);
+    if (st != -1)
+        w->agents[i] = 0; /* reaped: teardown must not signal a recycled pid */
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_sigterm_lets_the_running_request_finish_then_the_agent_leaves(void **state)
+{
+    fleet *w = *state;
+    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, 8), 0);
+    start_agent(w, 0, "board0", NULL, 1);
+    wait_fleet(w, 1, 20000);
+    w->client = fx_client(&w->f, "cli", 30000);
+    ef_gen_params p = greedy(300);
+    stop_midway s = {.agent = w->agents[0]};
+    ef_result res;
+    assert_int_equal(ef_client_generate(w->client, w->model, "Once upon a time", &p,
+                                        sigterm_at_first_piece, &s, &res),
+                     0);
+    /* The answer kept streaming after the signal and ended normally, not with an error. */
+    assert_true(s.pieces > s.pieces_at_signal);
+    assert_true(res.finish == EF_FINISH_LENGTH || res.finish == EF_FINISH_STOP ||
+                res.finish == EF_FINISH_CONTEXT);
+    assert_string_equal(res.agent, "board0");
+    /* Then it leaves: exit 0, and the coordinator drops it on its last message, well inside
+     * the liveness window it would otherwise wait out. */
+    assert_int_equal(agent_exit_code(w, 0, 10000), 0);
+    assert_int_equal(fx_wait_agents(&w->f, "op", 0, HB_MS), 0);
+    assert_true(ts_file_wait_for(w->f.log, "agent board0 left the fleet", 1000));
+    char agent_log[512];
+    snprintf(agent_log, sizeof agent_log, "%s/agent-board0.log", w->f.dir);
+    assert_true(ts_file_wait_for(agent_log, "drained: every request answered", 1000));
+}
+
+static void test_drain_timeout_fails_what_still_runs_at_once(void **state)
+{
+    fleet *w = *state;
+    w->drain_timeout_ms = "0"; /* no time to finish: the leave path, not the liveness window */
+    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, 8), 0);
+    start_agent(w, 0, "board0", NULL, 1);
+    wait_fleet(w, 1, 20000);
+    w->client = fx_client(&w->f, "cli", 30000);
+    ef_gen_params p = greedy(300);
+    stop_midway s = {.agent = w->agents[0]};
+    ef_result res;
+    int rc = ef_client_generate(w->client, w->model, "Once upon a time", &p, sigterm_at_first_piece,
+                                &s, &res);
+    assert_int_equal(rc, EF_EAGENTLOST);
+    assert_true(res.tokens_received >= 1);
+    assert_int_equal(agent_exit_code(w, 0, 10000), 0);
+    assert_true(ts_file_wait_for(w->f.log, "lost mid-request (it stopped)", 1000));
+}
+
 /* Per-agent tallies of a batch. */
 typedef struct {
     int calls[32];
@@ -353,6 +431,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_coordinator_restart_agents_back_within_two_heartbeats,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_drained_agent_gets_no_new_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sigterm_lets_the_running_request_finish_then_the_agent_leaves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_timeout_fails_what_still_runs_at_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_batch_is_sharded_by_capacity_and_every_item_comes_back_once, setup, teardown),
     };

@@ -67,6 +67,7 @@ static void test_a_full_config_parses_to_its_values(void **state)
                               "server_key = /etc/edgefleet/coord.pub\n"
                               "key = /etc/edgefleet/agent.key\n"
                               "heartbeat_ms = 500\n"
+                              "drain_timeout_ms = 12000\n"
                               "log_level = debug\n"
                               "\n"
                               "[model qwen]\n"
@@ -87,6 +88,7 @@ static void test_a_full_config_parses_to_its_values(void **state)
     assert_string_equal(c->server_key, "/etc/edgefleet/coord.pub");
     assert_string_equal(c->key, "/etc/edgefleet/agent.key");
     assert_int_equal(c->heartbeat_ms, 500);
+    assert_int_equal(c->drain_timeout_ms, 12000);
     assert_true(c->has_log_level);
     assert_int_equal(c->level, LOG_DEBUG);
     assert_int_equal(c->n_models, 2);
@@ -151,6 +153,7 @@ static void test_a_bad_number_names_the_key_and_its_range(void **state)
         {"[model m]\npath = /m\nbatch =\n", 3, "bad value \"\" for \"batch\""},
         {"[agent]\nheartbeat_ms = 5\n", 2, "bad value \"5\" for \"heartbeat_ms\""},
         {"[agent]\nlog_level = loud\n", 2, "bad value \"loud\" for \"log_level\""},
+        {"[agent]\ndrain_timeout_ms = soon\n", 2, "bad value \"soon\" for \"drain_timeout_ms\""},
         {"[model m]\nbackend = cuda\n", 2, "bad value \"cuda\" for \"backend\""},
         {"[model m]\nbackend = simulated\ntokens_per_s = -3\n", 3,
          "bad value \"-3\" for \"tokens_per_s\""},
