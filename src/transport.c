@@ -95,6 +95,11 @@ struct tsock {
     int closing;
     tsock *prev, *next;
     char endpoint[128]; /* for log lines */
+    /* Bound sockets: a PAIR socket receiving this socket's handshake failures (monitor), and
+     * for the PAIR itself the socket it watches (owner). */
+    tsock *monitor, *owner;
+    uint64_t refused_logged_ms; /* last "refused" line: at most one per second per socket */
+    uint32_t refused_quiet;     /* refusals not logged since */
 };
 
 /* ---- errors ---------------------------------------------------------------------------------- */
@@ -317,6 +322,12 @@ static void tsock_close(tsock *s)
     if (s->closing)
         return;
     s->closing = 1;
+    if (s->monitor) { /* stop the events first: the monitor's callback points at us */
+        zmq_socket_monitor(s->zsock, NULL, 0);
+        tsock_close(s->monitor);
+    }
+    if (s->owner)
+        s->owner->monitor = NULL;
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -328,6 +339,75 @@ static void tsock_close(tsock *s)
     uv_close((uv_handle_t *)&s->idle, on_handle_closed);
     zmq_close(s->zsock);
     s->zsock = NULL;
+}
+
+/* ---- refused handshakes --------------------------------------------------------------------- */
+
+/* libzmq refuses a peer that speaks the NULL mechanism (plaintext) or garbles the CURVE
+ * handshake before the ZAP handler is ever asked, so without a monitor an operator would never
+ * see a misconfigured board knocking. Refused keys are logged by the ZAP handler instead. */
+static const char *handshake_problem(uint32_t value)
+{
+    switch (value) {
+    case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return "the peer does not speak CURVE (plaintext or another mechanism)";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+        return "CURVE handshake did not decrypt (the peer has a wrong server key?)";
+    default: /* ZMTP_MALFORMED_COMMAND_* are 0x10000011..0x10000017 */
+        return (value & ~0xfu) == 0x10000010u ? "malformed handshake" : "handshake protocol error";
+    }
+}
+
+static void on_monitor_event(tsock *m, zmq_msg_t *f, size_t n, void *user)
+{
+    (void)user;
+    tsock *s = m->owner;
+    if (!s || n < 1 || zmq_msg_size(&f[0]) < 6)
+        return;
+    uint16_t event;
+    uint32_t value;
+    memcpy(&event, zmq_msg_data(&f[0]), sizeof event);
+    memcpy(&value, (const uint8_t *)zmq_msg_data(&f[0]) + 2, sizeof value);
+    if (event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        return;
+    uint64_t now = uv_now(s->t->loop);
+    if (s->refused_logged_ms && now - s->refused_logged_ms < 1000) {
+        s->refused_quiet++;
+        return;
+    }
+    if (s->refused_quiet)
+        log_warn("%s: refused a connection: %s (and %u more since the last such line)", s->endpoint,
+                 handshake_problem(value), s->refused_quiet);
+    else
+        log_warn("%s: refused a connection: %s", s->endpoint, handshake_problem(value));
+    s->refused_logged_ms = now ? now : 1;
+    s->refused_quiet = 0;
+}
+
+/* Watch bound socket s for failed handshakes. Failure only costs the log lines. */
+static void start_monitor(transport *t, tsock *s)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://ef-monitor-%p", (void *)s);
+    if (zmq_socket_monitor(s->zsock, ep, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0)
+        return;
+    void *pair = zmq_socket(t->ctx, ZMQ_PAIR);
+    ef_errmsg em = {{0}};
+    if (!pair || set_int(pair, ZMQ_LINGER, 0) != 0 || zmq_connect(pair, ep) != 0 ||
+        !(s->monitor = attach(t, pair, ep, 2, &em))) {
+        log_warn("%s: no monitor for refused handshakes: %s", s->endpoint,
+                 em.msg[0] ? em.msg : zmq_strerror(zmq_errno()));
+        if (pair)
+            zmq_close(pair);
+        zmq_socket_monitor(s->zsock, NULL, 0);
+        return;
+    }
+    s->monitor->owner = s;
+    s->monitor->on_recv = on_monitor_event;
+    /* Like the ZAP handler: watching alone should not keep uv_run from returning. */
+    uv_unref((uv_handle_t *)&s->monitor->poll);
+    uv_unref((uv_handle_t *)&s->monitor->prepare);
+    uv_unref((uv_handle_t *)&s->monitor->idle);
 }
 
 /* ---- ZAP handler (RFC 27) -------------------------------------------------------------------- */
@@ -554,6 +634,8 @@ tsock *tsock_new(transport *t, const tsock_params *p, ef_errmsg *em)
     s->on_recv = p->on_recv;
     s->user = p->user;
     s->max_msg_size = p->max_msg_size ? p->max_msg_size : CODEC_MAX_FRAME_DEFAULT;
+    if (p->bind)
+        start_monitor(t, s);
     return s;
 }
 

@@ -97,6 +97,25 @@ static void test_unknown_client_key_gets_nothing(void **state)
     assert_true(ts_file_wait_for(w->f.log, "key not in allowlist", 2000));
 }
 
+static void test_plaintext_peer_gets_nothing_and_is_logged(void **state)
+{
+    world *w = *state;
+    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 8), 0);
+    void *ctx = zmq_ctx_new();
+    void *plain = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(plain, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_connect(plain, w->f.clients_ep), 0);
+    assert_int_equal(zmq_send(plain, "hello in clear", 14, ZMQ_DONTWAIT), 14);
+    /* libzmq refuses it before ZAP is asked; the operator still learns someone knocked. */
+    assert_true(
+        ts_file_wait_for(w->f.log, "refused a connection: the peer does not speak CURVE", 3000));
+    char buf[64];
+    assert_int_equal(zmq_recv(plain, buf, sizeof buf, ZMQ_DONTWAIT), -1);
+    zmq_close(plain);
+    zmq_ctx_term(ctx);
+}
+
 static void test_unknown_agent_key_cannot_register(void **state)
 {
     world *w = *state;
@@ -461,6 +480,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unknown_client_key_gets_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plaintext_peer_gets_nothing_and_is_logged, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unknown_agent_key_cannot_register, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_name_with_another_key_is_refused_with_a_log_line,
                                         setup, teardown),
