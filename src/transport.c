@@ -368,7 +368,16 @@ static void on_monitor_event(tsock *m, zmq_msg_t *f, size_t n, void *user)
     uint32_t value;
     memcpy(&event, zmq_msg_data(&f[0]), sizeof event);
     memcpy(&value, (const uint8_t *)zmq_msg_data(&f[0]) + 2, sizeof value);
-    if (event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+    char why[160];
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        snprintf(why, sizeof why, "%s", handshake_problem(value));
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        /* The peer hung up first: a NULL-mechanism client that saw our CURVE greeting does,
+         * and so does a port probe; which one it was, libzmq does not say. */
+        snprintf(why, sizeof why,
+                 "closed mid-handshake (%s): a peer not speaking CURVE, or a probe",
+                 zmq_strerror((int)value));
+    else
         return;
     uint64_t now = uv_now(s->t->loop);
     if (s->refused_logged_ms && now - s->refused_logged_ms < 1000) {
@@ -376,10 +385,11 @@ static void on_monitor_event(tsock *m, zmq_msg_t *f, size_t n, void *user)
         return;
     }
     if (s->refused_quiet)
-        log_warn("%s: refused a connection: %s (and %u more since the last such line)", s->endpoint,
-                 handshake_problem(value), s->refused_quiet);
+        log_warn("%s: a connection failed the CURVE handshake: %s (and %u more since the last "
+                 "such line)",
+                 s->endpoint, why, s->refused_quiet);
     else
-        log_warn("%s: refused a connection: %s", s->endpoint, handshake_problem(value));
+        log_warn("%s: a connection failed the CURVE handshake: %s", s->endpoint, why);
     s->refused_logged_ms = now ? now : 1;
     s->refused_quiet = 0;
 }
@@ -389,7 +399,9 @@ static void start_monitor(transport *t, tsock *s)
 {
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://ef-monitor-%p", (void *)s);
-    if (zmq_socket_monitor(s->zsock, ep, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0)
+    if (zmq_socket_monitor(s->zsock, ep,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
         return;
     void *pair = zmq_socket(t->ctx, ZMQ_PAIR);
     ef_errmsg em = {{0}};
