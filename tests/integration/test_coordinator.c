@@ -213,10 +213,10 @@ static void test_deadline_passing_in_queue_fails_and_is_never_sent(void **state)
     assert_int_equal(sa_requests(a), 1); /* the expired one never reached the agent */
 }
 
-static void test_silent_agent_is_dropped_and_its_client_gets_agent_lost(void **state)
+/* Agent a1 with one slot, registered; it falls silent (no more heartbeats, no replies) four
+ * tokens into its first request. */
+static void start_agent_that_falls_silent(world *w)
 {
-    world *w = *state;
-    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 8), 0);
     char key_file[512];
     fx_key_path(&w->f, "a1", "key", key_file, sizeof key_file);
     sa_params p = {.name = "a1",
@@ -231,6 +231,13 @@ static void test_silent_agent_is_dropped_and_its_client_gets_agent_lost(void **s
                    .die_after = 4};
     w->agents[0] = sa_start(&p);
     assert_int_equal(sa_wait_registered(w->agents[0], 3000), 1);
+}
+
+static void test_silent_agent_is_dropped_and_its_client_gets_agent_lost(void **state)
+{
+    world *w = *state;
+    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 8), 0);
+    start_agent_that_falls_silent(w);
     w->client = fx_client(&w->f, "cli", 10000);
     size_t got = 0;
     ef_result res;
@@ -287,20 +294,7 @@ static void test_queued_work_fails_when_no_agent_serves_its_model_any_more(void 
     world *w = *state;
     w->f.orphan_grace_ms = 400;
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 8), 0);
-    char key_file[512];
-    fx_key_path(&w->f, "a1", "key", key_file, sizeof key_file);
-    sa_params p = {.name = "a1",
-                   .key_file = key_file,
-                   .server_public = w->f.coord_keys.public_z85,
-                   .endpoint = w->f.agents_ep,
-                   .model = MODEL,
-                   .slots = 1,
-                   .heartbeat_ms = HB_MS,
-                   .tokens = 100,
-                   .token_ms = 5,
-                   .die_after = 4};
-    w->agents[0] = sa_start(&p);
-    assert_int_equal(sa_wait_registered(w->agents[0], 3000), 1);
+    start_agent_that_falls_silent(w);
     async_call first;
     async_start(w, &first, "runs");
     assert_int_equal(wait_requests(w->agents[0], 1, 3000), 1);
