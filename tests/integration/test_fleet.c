@@ -217,20 +217,23 @@ static void test_full_queue_gives_fleet_busy(void **state)
     assert_int_equal(seen[17], 2);
 }
 
+/* A token callback that sends `sig` to the agent at the first piece of text it streams:
+ * mid-stream by construction. */
 typedef struct {
-    fleet *w;
-    pid_t victim;
-    int tokens;
-} kill_ctx;
+    pid_t agent;
+    int sig;
+    int pieces, pieces_at_signal;
+} signal_midway;
 
-/* Kill the agent as soon as its first token reaches us: mid-stream by construction. */
-static int kill_on_first_token(const char *text, size_t len, void *user)
+static int signal_at_first_piece(const char *text, size_t len, void *user)
 {
-    kill_ctx *k = user;
+    signal_midway *s = user;
     (void)text;
     (void)len;
-    if (k->tokens++ == 0)
-        kill(k->victim, SIGKILL);
+    if (s->pieces++ == 0) {
+        kill(s->agent, s->sig);
+        s->pieces_at_signal = s->pieces;
+    }
     return 0;
 }
 
@@ -242,9 +245,9 @@ static void test_killed_agent_is_dropped_and_its_client_gets_an_error(void **sta
     wait_fleet(w, 1, 20000);
     w->client = fx_client(&w->f, "cli", 30000);
     ef_gen_params p = greedy(100000); /* runs until the context is full unless killed */
-    kill_ctx k = {w, w->agents[0], 0};
+    signal_midway k = {.agent = w->agents[0], .sig = SIGKILL};
     ef_result res;
-    int rc = ef_client_generate(w->client, w->model, "Once upon a time", &p, kill_on_first_token,
+    int rc = ef_client_generate(w->client, w->model, "Once upon a time", &p, signal_at_first_piece,
                                 &k, &res);
     ts_wait_exit(w->agents[0], 1000);
     w->agents[0] = 0;
@@ -291,24 +294,6 @@ static void test_drained_agent_gets_no_new_work(void **state)
     ef_client_destroy(&op);
 }
 
-/* A token callback that sends SIGTERM to the agent at the first piece of text it streams. */
-typedef struct {
-    pid_t agent;
-    int pieces, pieces_at_signal;
-} stop_midway;
-
-static int sigterm_at_first_piece(const char *text, size_t len, void *user)
-{
-    stop_midway *s = user;
-    (void)text;
-    (void)len;
-    if (s->pieces++ == 0) {
-        kill(s->agent, SIGTERM);
-        s->pieces_at_signal = s->pieces;
-    }
-    return 0;
-}
-
 /* Wait for agent i to exit by itself; returns its exit code (-1 if it did not exit cleanly). */
 static int agent_exit_code(fleet *w, int i, int timeout_ms)
 {
@@ -326,10 +311,10 @@ static void test_sigterm_lets_the_running_request_finish_then_the_agent_leaves(v
     wait_fleet(w, 1, 20000);
     w->client = fx_client(&w->f, "cli", 30000);
     ef_gen_params p = greedy(300);
-    stop_midway s = {.agent = w->agents[0]};
+    signal_midway s = {.agent = w->agents[0], .sig = SIGTERM};
     ef_result res;
     assert_int_equal(ef_client_generate(w->client, w->model, "Once upon a time", &p,
-                                        sigterm_at_first_piece, &s, &res),
+                                        signal_at_first_piece, &s, &res),
                      0);
     /* The answer kept streaming after the signal and ended normally, not with an error. */
     assert_true(s.pieces > s.pieces_at_signal);
@@ -359,10 +344,10 @@ static void test_drain_timeout_fails_what_still_runs_at_once(void **state)
     wait_fleet(w, 1, 20000);
     w->client = fx_client(&w->f, "cli", 30000);
     ef_gen_params p = greedy(300);
-    stop_midway s = {.agent = w->agents[0]};
+    signal_midway s = {.agent = w->agents[0], .sig = SIGTERM};
     ef_result res;
     p.max_tokens = 8000;
-    int rc = ef_client_generate(w->client, w->model, "Once upon a time", &p, sigterm_at_first_piece,
+    int rc = ef_client_generate(w->client, w->model, "Once upon a time", &p, signal_at_first_piece,
                                 &s, &res);
     fprintf(stderr, "drain timeout 0: rc %d after %u tokens, %.0f ms\n", rc, res.tokens_received,
             res.elapsed_ms);
