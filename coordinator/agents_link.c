@@ -21,6 +21,16 @@ int agents_link_send(coord *c, agent_id_t agent, envelope *env)
     return tsock_send_env(c->agents, a->routing_id, a->routing_id_len, env);
 }
 
+void agents_link_cancel(coord *c, agent_id_t agent, ProtobufCBinaryData request_id)
+{
+    Edgefleet__Cancel cn = EDGEFLEET__CANCEL__INIT;
+    cn.request_id = request_id;
+    envelope env = EDGEFLEET__ENVELOPE__INIT;
+    env.body_case = EDGEFLEET__ENVELOPE__BODY_CANCEL;
+    env.cancel = &cn;
+    agents_link_send(c, agent, &env);
+}
+
 static void send_registered(coord *c, const uint8_t *peer, size_t len, int accepted,
                             const char *reason)
 {

@@ -111,6 +111,8 @@ int agents_link_open(coord *c, ef_errmsg *em);
 void agents_link_close(coord *c);
 /* Send env to an agent by its registry id. Returns 0 or EF_E*. */
 int agents_link_send(coord *c, agent_id_t agent, envelope *env);
+/* Tell an agent to stop working on a request (it ends it with Done{CANCELLED}). */
+void agents_link_cancel(coord *c, agent_id_t agent, ProtobufCBinaryData request_id);
 
 /* ---- telemetry.c ------------------------------------------------------------------------- */
 

@@ -192,12 +192,7 @@ void dispatch_cancel(coord *c, const uint8_t *request_id, const uint8_t *client,
     if (scheduler_cancel(c->scheduler, sr->ticket, &out) != 0)
         return;
     if (out.state == SCHED_INFLIGHT) { /* the agent ends it with Done{CANCELLED} */
-        Edgefleet__Cancel cn = EDGEFLEET__CANCEL__INIT;
-        cn.request_id = f->request->request_id;
-        envelope env = EDGEFLEET__ENVELOPE__INIT;
-        env.body_case = EDGEFLEET__ENVELOPE__BODY_CANCEL;
-        env.cancel = &cn;
-        agents_link_send(c, out.agent, &env);
+        agents_link_cancel(c, out.agent, f->request->request_id);
         log_info("request %s: cancelled by its client; told its agent", hex);
         return;
     }
@@ -293,14 +288,8 @@ void dispatch_flush(coord *c)
         n = scheduler_flush(c->scheduler, out, DISPATCH_BATCH);
         for (size_t i = 0; i < n; i++) {
             flight *f = out[i].payload;
-            if (out[i].state == SCHED_INFLIGHT) {
-                Edgefleet__Cancel cn = EDGEFLEET__CANCEL__INIT;
-                cn.request_id = f->request->request_id;
-                envelope env = EDGEFLEET__ENVELOPE__INIT;
-                env.body_case = EDGEFLEET__ENVELOPE__BODY_CANCEL;
-                env.cancel = &cn;
-                agents_link_send(c, out[i].agent, &env);
-            }
+            if (out[i].state == SCHED_INFLIGHT)
+                agents_link_cancel(c, out[i].agent, f->request->request_id);
             frontend_send_error(c, f->client, f->client_len, &f->request->request_id,
                                 f->request->batch_index, EF_ENOTCONN, 0, f->tokens_sent,
                                 "coordinator stopping");

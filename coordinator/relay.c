@@ -30,17 +30,6 @@ static const char *agent_name(coord *c, agent_id_t agent)
     return a ? a->name : "";
 }
 
-/* The client went away: stop the agent's work for it. */
-static void cancel_on_agent(coord *c, agent_id_t agent, ProtobufCBinaryData id)
-{
-    Edgefleet__Cancel cn = EDGEFLEET__CANCEL__INIT;
-    cn.request_id = id;
-    envelope env = EDGEFLEET__ENVELOPE__INIT;
-    env.body_case = EDGEFLEET__ENVELOPE__BODY_CANCEL;
-    env.cancel = &cn;
-    agents_link_send(c, agent, &env);
-}
-
 void dispatch_agent_chunk(coord *c, agent_id_t agent, const Edgefleet__TokenChunk *tc)
 {
     sched_request *sr = inflight_on(c, agent, tc->request_id, "token chunk");
@@ -60,7 +49,7 @@ void dispatch_agent_chunk(coord *c, agent_id_t agent, const Edgefleet__TokenChun
         char hex[33];
         log_info("request %s: client gone; cancelling it on agent %s",
                  codec_id_hex(tc->request_id, hex), out.agent_name);
-        cancel_on_agent(c, agent, tc->request_id);
+        agents_link_cancel(c, agent, tc->request_id); /* the client went away */
     }
 }
 
