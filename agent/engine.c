@@ -207,6 +207,18 @@ void engine_cancel(engine *e, const uint8_t id[CODEC_REQUEST_ID_LEN])
     pthread_mutex_unlock(&e->mu);
 }
 
+engine_event *engine_event_new(const ereq *r, engine_event_kind kind)
+{
+    engine_event *ev = calloc(1, sizeof *ev);
+    if (!ev)
+        return NULL;
+    ev->kind = kind;
+    memcpy(ev->request_id, r->id, CODEC_REQUEST_ID_LEN);
+    ev->batch_index = r->batch_index;
+    ev->deadline_unix_ms = r->deadline_unix_ms;
+    return ev;
+}
+
 static void push_locked(engine *e, engine_event *ev)
 {
     ev->next = NULL;
@@ -235,15 +247,6 @@ void engine_release(engine *e, ereq *r, engine_event *ev)
         e->events_pushed = 1;
         e->events_urgent = 1; /* Done and Error end a request: the client waits for them */
     }
-}
-
-void engine_push_event(engine *e, engine_event *ev)
-{
-    pthread_mutex_lock(&e->mu);
-    push_locked(e, ev);
-    pthread_mutex_unlock(&e->mu);
-    e->events_pushed = 1;
-    e->events_urgent = 1; /* Done and Error end a request: the client waits for them */
 }
 
 bool engine_idle(engine *e)
@@ -295,25 +298,14 @@ int engine_push_chunk(engine *e, ereq *r, const char *text, size_t len, const in
     } else {
         /* Allocated only here: while the loop has not taken r's last chunk (most tokens of a
          * fast model), nothing is allocated per token. */
-        ev = calloc(1, sizeof *ev);
+        ev = engine_event_new(r, ENGINE_EV_CHUNK);
         rc = ev ? append(ev, text, len, tokens, n) : EF_ENOMEM;
-        if (ev) {
-            ev->kind = ENGINE_EV_CHUNK;
-            memcpy(ev->request_id, r->id, CODEC_REQUEST_ID_LEN);
-            ev->batch_index = r->batch_index;
-            ev->deadline_unix_ms = r->deadline_unix_ms;
-            ev->seq = r->n_sent;
-        }
         if (rc == 0) {
-            if (e->ev_tail)
-                e->ev_tail->next = ev;
-            else
-                e->ev_head = ev;
-            e->ev_tail = ev;
+            ev->seq = r->n_sent;
+            push_locked(e, ev);
             r->pending_chunk = ev;
             r->pending_gen = e->ev_gen;
             ev = NULL;
-            pthread_cond_broadcast(&e->ev_ready);
             e->events_pushed = 1;
         }
     }

@@ -102,7 +102,9 @@ ereq *engine_request_copy(const Edgefleet__Request *req, size_t model);
 void engine_request_free(ereq **r_p);
 
 /* engine.c: the out queue (inference thread) */
-void engine_push_event(engine *e, engine_event *ev);
+/* A new event of this kind about r (id, batch index, deadline filled in); NULL when out of
+ * memory. */
+engine_event *engine_event_new(const ereq *r, engine_event_kind kind);
 /* Append text/tokens to r's pending chunk if still queued, else queue a new chunk. */
 int engine_push_chunk(engine *e, ereq *r, const char *text, size_t len, const int32_t *tokens,
                       size_t n);

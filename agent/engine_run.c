@@ -17,18 +17,6 @@
 /* Bytes of prompt text a log line shows when the request allows logging it. */
 #define LOG_PROMPT_MAX 200
 
-static engine_event *event_new(const ereq *r, engine_event_kind kind)
-{
-    engine_event *ev = calloc(1, sizeof *ev);
-    if (!ev)
-        return NULL;
-    ev->kind = kind;
-    memcpy(ev->request_id, r->id, CODEC_REQUEST_ID_LEN);
-    ev->batch_index = r->batch_index;
-    ev->deadline_unix_ms = r->deadline_unix_ms;
-    return ev;
-}
-
 static double ms_between(uint64_t from_ns, uint64_t to_ns)
 {
     return from_ns && to_ns > from_ns ? (double)(to_ns - from_ns) / 1e6 : 0.0;
@@ -55,7 +43,7 @@ static void fail(engine *e, ereq *r, int code, const char *fmt, ...)
 static void fail(engine *e, ereq *r, int code, const char *fmt, ...)
 {
     char hex[33];
-    engine_event *ev = event_new(r, ENGINE_EV_ERROR);
+    engine_event *ev = engine_event_new(r, ENGINE_EV_ERROR);
     if (ev) {
         ev->code = code;
         ev->tokens_sent = r->n_sent;
@@ -94,7 +82,7 @@ static void finish(engine *e, ereq *r, int reason)
     }
     textout_release_free(&rel);
     uint64_t now = clock_mono_ns();
-    engine_event *ev = event_new(r, ENGINE_EV_DONE);
+    engine_event *ev = engine_event_new(r, ENGINE_EV_DONE);
     if (ev) {
         ev->finish = reason;
         ev->prompt_tokens = r->n_prompt;
