@@ -2,6 +2,7 @@
  * tells a refused key from a slow network), its error text, and the operator commands. The
  * request paths live in client_call.c. Runs on the caller's thread; see include/edgefleet.h. */
 #include "client_internal.h"
+#include "clock.h"
 #include "transport.h"
 
 #include <sodium.h>
@@ -9,15 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
-
-uint64_t client_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int client_fail(ef_client_t *c, int code, const char *fmt, ...)
 {
@@ -177,7 +170,7 @@ static void read_monitor(ef_client_t *c)
 
 int client_wait_connected(ef_client_t *c)
 {
-    uint64_t end = client_now_ms() + c->connect_timeout_ms;
+    uint64_t end = clock_mono_ms() + c->connect_timeout_ms;
     for (;;) {
         while (zmq_poll(&(zmq_pollitem_t){.socket = c->monitor, .events = ZMQ_POLLIN}, 1, 0) > 0)
             read_monitor(c);
@@ -185,7 +178,7 @@ int client_wait_connected(ef_client_t *c)
             return 0;
         if (c->denied)
             return client_fail(c, EF_EDENIED, "the coordinator refused this client's key");
-        uint64_t now = client_now_ms();
+        uint64_t now = clock_mono_ms();
         if (now >= end)
             return client_fail(c, EF_ENOTCONN, "no CURVE handshake with the coordinator in %u ms",
                                c->connect_timeout_ms);
@@ -234,13 +227,13 @@ static int recv_one(ef_client_t *c, envelope **out)
 int client_recv(ef_client_t *c, uint32_t wait_ms, envelope **out)
 {
     *out = NULL;
-    uint64_t end = client_now_ms() + wait_ms;
+    uint64_t end = clock_mono_ms() + wait_ms;
     for (;;) {
         if (atomic_load(&c->cancel))
             return EF_ECANCELED;
         zmq_pollitem_t items[2] = {{.socket = c->sock, .events = ZMQ_POLLIN},
                                    {.socket = c->monitor, .events = ZMQ_POLLIN}};
-        uint64_t now = client_now_ms();
+        uint64_t now = clock_mono_ms();
         if (now >= end)
             return EF_ETIMEDOUT;
         long wait = (long)(end - now);

@@ -3,11 +3,11 @@
  * Error, matching replies by request id so a stale reply from an earlier, cancelled call is
  * ignored. Runs on the caller's thread; see include/edgefleet.h for the contracts. */
 #include "client_internal.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 /* One request of a call and what has come back for it. */
 typedef struct {
@@ -40,13 +40,6 @@ EF_API ef_gen_params ef_gen_default_params(void)
     p.min_p = 0.05f;
     p.repeat_penalty = 1.0f;
     return p;
-}
-
-static uint64_t unix_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
 }
 
 /* Fill r from the caller's parameters. Strings are borrowed (protobuf-c wants char *, and
@@ -129,7 +122,7 @@ static void finish_item(call *k, call_item *it)
 {
     it->done = 1;
     k->n_done++;
-    it->result.elapsed_ms = (double)(client_now_ms() - k->start_ms);
+    it->result.elapsed_ms = (double)(clock_mono_ms() - k->start_ms);
     if (k->on_item && k->on_item((size_t)(it - k->items), it->text ? it->text : "", it->len,
                                  &it->result, k->user) != 0)
         k->stop = 1;
@@ -197,12 +190,12 @@ static int call_wait(call *k)
     while (k->n_done < k->n) {
         if (k->stop)
             atomic_store(&c->cancel, 1);
-        uint64_t now = client_now_ms();
+        uint64_t now = clock_mono_ms();
         uint64_t left = end > now ? end - now : 0;
         uint32_t wait = left > 1000u ? 1000u : (uint32_t)left;
         envelope *env = NULL;
         int rc = client_recv(c, wait, &env);
-        if (rc == EF_ETIMEDOUT && client_now_ms() < end)
+        if (rc == EF_ETIMEDOUT && clock_mono_ms() < end)
             continue;
         if (rc == EF_ECANCELED || rc == EF_ETIMEDOUT) {
             cancel_open_items(k);
@@ -234,7 +227,7 @@ static int single_request(ef_client_t *c, Edgefleet__Request *r, ef_token_fn on_
                           ef_result *out, call_item *it)
 {
     call k = {.c = c, .items = it, .n = 1, .on_token = on_token, .user = user};
-    k.start_ms = client_now_ms();
+    k.start_ms = clock_mono_ms();
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_REQUEST;
     env.request = r;
@@ -245,7 +238,7 @@ static int single_request(ef_client_t *c, Edgefleet__Request *r, ef_token_fn on_
         rc = it->result.status;
         client_fail(c, rc, "%s", it->result.message[0] ? it->result.message : ef_strerror(rc));
     }
-    it->result.elapsed_ms = (double)(client_now_ms() - k.start_ms);
+    it->result.elapsed_ms = (double)(clock_mono_ms() - k.start_ms);
     if (rc && it->result.status == 0)
         it->result.status = rc;
     if (out)
@@ -279,7 +272,7 @@ EF_API int ef_client_generate(ef_client_t *client, const char *model, const char
     client_random_id(it.id);
     Edgefleet__Request r;
     Edgefleet__SamplingParams sp;
-    request_fill(&r, &sp, model, &dp, it.id, unix_ms());
+    request_fill(&r, &sp, model, &dp, it.id, clock_unix_ms());
     r.prompt = (char *)prompt;
     return single_request(client, &r, on_token, user, out, &it);
 }
@@ -311,7 +304,7 @@ EF_API int ef_client_chat(ef_client_t *client, const char *model, const ef_chat_
         client_random_id(it.id);
         Edgefleet__Request r;
         Edgefleet__SamplingParams sp;
-        request_fill(&r, &sp, model, &dp, it.id, unix_ms());
+        request_fill(&r, &sp, model, &dp, it.id, clock_unix_ms());
         r.messages = ptrs;
         r.n_messages = n_messages;
         rc = single_request(client, &r, on_token, user, out, &it);
@@ -347,7 +340,7 @@ static int batch_send(call *k, const char *model, const ef_batch_item *items)
         batch_wire_free(&w);
         return EF_ENOMEM;
     }
-    uint64_t now = unix_ms();
+    uint64_t now = clock_unix_ms();
     for (size_t i = 0; i < k->n; i++) {
         w.params[i] = items[i].params ? *items[i].params : ef_gen_default_params();
         client_random_id(k->items[i].id);
@@ -386,7 +379,7 @@ EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batc
     k.items = calloc(n_items, sizeof *k.items);
     if (!k.items)
         return EF_ENOMEM;
-    k.start_ms = client_now_ms();
+    k.start_ms = clock_mono_ms();
     rc = batch_send(&k, model, items);
     if (rc == 0)
         rc = call_wait(&k);

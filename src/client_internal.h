@@ -30,9 +30,6 @@ struct ef_client {
     char last_error[256];
 };
 
-/* Monotonic milliseconds. */
-uint64_t client_now_ms(void);
-
 /* Set the client's last error text and return code. */
 int client_fail(ef_client_t *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

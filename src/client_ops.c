@@ -2,6 +2,7 @@
  * one OperatorReply (matched by command id) back. The coordinator answers them only for keys in
  * its operators allowlist. Runs on the caller's thread; see include/edgefleet.h. */
 #include "client_internal.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +34,9 @@ static int command_run(ef_client_t *c, Edgefleet__CommandKind kind, const char *
     if ((rc = client_send(c, &env)) != 0)
         return rc;
     uint32_t timeout = c->request_timeout_ms ? c->request_timeout_ms : OPS_TIMEOUT_DEFAULT_MS;
-    uint64_t end = client_now_ms() + timeout;
+    uint64_t end = clock_mono_ms() + timeout;
     for (;;) {
-        uint64_t now = client_now_ms();
+        uint64_t now = clock_mono_ms();
         envelope *reply = NULL;
         rc = client_recv(c, now < end ? (uint32_t)(end - now) : 0, &reply);
         if (rc == EF_ETIMEDOUT)

@@ -1,5 +1,6 @@
 /* Implementation of scripted_agent.h: one thread, one DEALER, a poll loop every few ms. */
 #include "scripted_agent.h"
+#include "clock.h"
 #include "codec.h"
 #include "transport.h"
 
@@ -29,13 +30,6 @@ struct scripted_agent {
     sa_request active[SA_MAX_ACTIVE];
     size_t n_active;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void send_env(scripted_agent *sa, envelope *env)
 {
@@ -140,7 +134,7 @@ static void on_request(scripted_agent *sa, const Edgefleet__Request *rq)
     sa_request *r = &sa->active[sa->n_active++];
     memcpy(r->id, rq->request_id.data, CODEC_REQUEST_ID_LEN);
     r->sent = 0;
-    r->next_ms = now_ms() + sa->p.token_ms;
+    r->next_ms = clock_mono_ms() + sa->p.token_ms;
 }
 
 static void on_message(scripted_agent *sa, const envelope *env)
@@ -202,7 +196,7 @@ static void *run(void *arg)
 {
     scripted_agent *sa = arg;
     send_register(sa);
-    uint64_t next_hb = now_ms() + sa->p.heartbeat_ms;
+    uint64_t next_hb = clock_mono_ms() + sa->p.heartbeat_ms;
     while (!atomic_load(&sa->stop)) {
         zmq_pollitem_t it = {.socket = sa->sock, .events = ZMQ_POLLIN};
         zmq_poll(&it, 1, 5);
@@ -216,7 +210,7 @@ static void *run(void *arg)
             codec_free(&env);
         }
         zmq_msg_close(&m);
-        uint64_t now = now_ms();
+        uint64_t now = clock_mono_ms();
         stream(sa, now);
         if (now >= next_hb) {
             next_hb = now + sa->p.heartbeat_ms;
