@@ -70,6 +70,10 @@ flight *flight_new(const Edgefleet__Request *request, const uint8_t *client, siz
 void flight_destroy(flight **f_p);
 /* Record a relayed chunk's tokens. Returns 0 or EF_ENOMEM (the count still advances). */
 int flight_add_tokens(flight *f, const int32_t *ids, size_t n, size_t text_len);
+/* Fail the request to its client (an Error with its id and batch index), then destroy it. The
+ * caller has already taken it out of the scheduler. */
+void flight_fail(coord *c, flight **f_p, int code, uint32_t retry_after_ms, uint32_t tokens_sent,
+                 const char *message);
 
 /* ---- dispatch.c (scheduler decisions -> messages) and relay.c (agent replies -> clients) ---- */
 

@@ -61,11 +61,8 @@ static int send_placed(coord *c, const sched_dispatch *d, uint64_t now)
     }
     log_warn("request to agent %s failed: %s", a ? a->name : "?", ef_strerror(rc));
     scheduler_complete(c->scheduler, d->ticket, false, NULL);
-    frontend_send_error(c, f->client, f->client_len, &f->request->request_id,
-                        f->request->batch_index, EF_EBUSY,
-                        scheduler_retry_after_ms(c->scheduler, f->request->model, now),
-                        f->tokens_sent, "agent link congested");
-    flight_destroy(&f);
+    flight_fail(c, &f, EF_EBUSY, scheduler_retry_after_ms(c->scheduler, f->request->model, now),
+                f->tokens_sent, "agent link congested");
     return rc;
 }
 
@@ -154,9 +151,7 @@ agent_id_t dispatch_submit(coord *c, const Edgefleet__Request *r, uint32_t batch
         else
             snprintf(msg, sizeof msg, "%s (model %s)", ef_strerror(rc), r->model);
         log_request(f, "refused:", msg);
-        frontend_send_error(c, client, client_len, &r->request_id, batch_index, rc, retry_after, 0,
-                            msg);
-        flight_destroy(&f);
+        flight_fail(c, &f, rc, retry_after, 0, msg);
         return AGENT_ID_NONE;
     }
     if (d.agent == AGENT_ID_NONE) {
@@ -222,9 +217,7 @@ static void expire_queued(coord *c)
             snprintf(msg, sizeof msg, "deadline passed after %llu ms in the queue",
                      (unsigned long long)(clock_mono_ms() - f->received_ms));
             log_request(f, "failed:", msg);
-            frontend_send_error(c, f->client, f->client_len, &f->request->request_id,
-                                f->request->batch_index, EF_EDEADLINE, 0, 0, msg);
-            flight_destroy(&f);
+            flight_fail(c, &f, EF_EDEADLINE, 0, 0, msg);
         }
     } while (n == DISPATCH_BATCH);
 }
@@ -241,9 +234,7 @@ void dispatch_fail_orphans(coord *c)
             snprintf(msg, sizeof msg, "no agent has served model \"%s\" for %u ms",
                      f->request->model, c->cfg.orphan_grace_ms);
             log_request(f, "failed:", msg);
-            frontend_send_error(c, f->client, f->client_len, &f->request->request_id,
-                                f->request->batch_index, EF_EUNKNOWNMODEL, 0, 0, msg);
-            flight_destroy(&f);
+            flight_fail(c, &f, EF_EUNKNOWNMODEL, 0, 0, msg);
         }
     } while (n == DISPATCH_BATCH);
     if (total > 0) /* the earliest deadline may have gone with them */
@@ -290,10 +281,7 @@ void dispatch_flush(coord *c)
             flight *f = out[i].payload;
             if (out[i].state == SCHED_INFLIGHT)
                 agents_link_cancel(c, out[i].agent, f->request->request_id);
-            frontend_send_error(c, f->client, f->client_len, &f->request->request_id,
-                                f->request->batch_index, EF_ENOTCONN, 0, f->tokens_sent,
-                                "coordinator stopping");
-            flight_destroy(&f);
+            flight_fail(c, &f, EF_ENOTCONN, 0, f->tokens_sent, "coordinator stopping");
         }
     } while (n == DISPATCH_BATCH);
 }

@@ -88,3 +88,12 @@ int flight_add_tokens(flight *f, const int32_t *ids, size_t n, size_t text_len)
     f->n_tokens += n;
     return 0;
 }
+
+void flight_fail(coord *c, flight **f_p, int code, uint32_t retry_after_ms, uint32_t tokens_sent,
+                 const char *message)
+{
+    flight *f = *f_p;
+    frontend_send_error(c, f->client, f->client_len, &f->request->request_id,
+                        f->request->batch_index, code, retry_after_ms, tokens_sent, message);
+    flight_destroy(f_p);
+}

@@ -112,10 +112,8 @@ void dispatch_agent_error(coord *c, agent_id_t agent, const Edgefleet__Error *e)
     uint32_t sent = e->tokens_sent > f->tokens_sent ? e->tokens_sent : f->tokens_sent;
     log_warn("request %s failed on agent %s: %s: %s", hex, agent_name(c, agent), ef_err_name(code),
              e->message ? e->message : "");
-    frontend_send_error(c, f->client, f->client_len, &e->request_id, f->request->batch_index, code,
-                        e->retry_after_ms, sent, e->message);
     scheduler_complete(c->scheduler, sr->ticket, false, NULL);
-    flight_destroy(&f);
+    flight_fail(c, &f, code, e->retry_after_ms, sent, e->message);
     dispatch_run(c);
 }
 
@@ -132,9 +130,7 @@ void dispatch_agent_gone(coord *c, agent_id_t agent, const char *name, const cha
             snprintf(msg, sizeof msg, "agent %s lost mid-request (%s) after %u tokens", name, why,
                      f->tokens_sent);
             log_warn("request %s failed: %s", hex, msg);
-            frontend_send_error(c, f->client, f->client_len, &f->request->request_id,
-                                f->request->batch_index, EF_EAGENTLOST, 0, f->tokens_sent, msg);
-            flight_destroy(&f);
+            flight_fail(c, &f, EF_EAGENTLOST, 0, f->tokens_sent, msg);
         }
     } while (n == RELAY_GONE_BATCH);
 }
