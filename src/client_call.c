@@ -157,8 +157,7 @@ static void on_error(call *k, const Edgefleet__Error *e)
     if (!it || it->done)
         return;
     ef_result *r = &it->result;
-    /* A code from the wire is only trusted inside our table's range. */
-    r->status = e->code < 0 && e->code >= -1000 ? e->code : EF_EPROTO;
+    r->status = client_wire_error(e->code);
     r->retry_after_ms = e->retry_after_ms;
     if (e->tokens_sent > r->tokens_received)
         r->tokens_received = e->tokens_sent;
@@ -215,14 +214,6 @@ static int call_wait(call *k)
     return 0;
 }
 
-/* Common start of every call: clear state, wait for the link. */
-static int call_begin(ef_client_t *c)
-{
-    atomic_store(&c->cancel, 0);
-    c->last_error[0] = '\0';
-    return client_wait_connected(c);
-}
-
 static int single_request(ef_client_t *c, Edgefleet__Request *r, ef_token_fn on_token, void *user,
                           ef_result *out, call_item *it)
 {
@@ -262,7 +253,7 @@ EF_API int ef_client_generate(ef_client_t *client, const char *model, const char
     int rc = check_common(client, model, params, out);
     if (rc || !prompt)
         return rc ? rc : EF_EINVAL;
-    if ((rc = call_begin(client)) != 0) {
+    if ((rc = client_call_begin(client)) != 0) {
         if (out)
             out->status = rc;
         return rc;
@@ -297,7 +288,7 @@ EF_API int ef_client_chat(ef_client_t *client, const char *model, const ef_chat_
         msgs[i].content = (char *)(messages[i].content ? messages[i].content : "");
         ptrs[i] = &msgs[i];
     }
-    rc = call_begin(client);
+    rc = client_call_begin(client);
     if (rc == 0) {
         ef_gen_params dp = params ? *params : ef_gen_default_params();
         call_item it = {0};
@@ -372,7 +363,7 @@ EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batc
     for (size_t i = 0; i < n_items; i++)
         if (!items[i].prompt)
             return EF_EINVAL;
-    int rc = call_begin(client);
+    int rc = client_call_begin(client);
     if (rc)
         return rc;
     call k = {.c = client, .n = n_items, .on_item = on_item, .user = user};

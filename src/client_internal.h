@@ -37,6 +37,14 @@ int client_fail(ef_client_t *c, int code, const char *fmt, ...)
 /* Wait (up to connect_timeout_ms) until the handshake has succeeded. 0, EF_ENOTCONN, EF_EDENIED. */
 int client_wait_connected(ef_client_t *c);
 
+/* Common start of every call and command: clear the cancel flag and the last error, then wait
+ * for the link as client_wait_connected does. */
+int client_call_begin(ef_client_t *c);
+
+/* An error code from the wire (Error.code, OperatorReply.code): trusted only inside our
+ * table's range (-1..-1000), EF_EPROTO otherwise. */
+int client_wire_error(int32_t code);
+
 /* Encode and send env. 0 or EF_ENOTCONN / codec errors. */
 int client_send(ef_client_t *c, envelope *env);
 

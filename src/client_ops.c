@@ -16,9 +16,7 @@ static int command_run(ef_client_t *c, Edgefleet__CommandKind kind, const char *
                        envelope **out)
 {
     *out = NULL;
-    atomic_store(&c->cancel, 0);
-    c->last_error[0] = '\0';
-    int rc = client_wait_connected(c);
+    int rc = client_call_begin(c);
     if (rc)
         return rc;
     uint8_t id[CODEC_REQUEST_ID_LEN];
@@ -49,7 +47,7 @@ static int command_run(ef_client_t *c, Edgefleet__CommandKind kind, const char *
             *out = reply;
             if (r->code >= 0)
                 return 0;
-            rc = r->code >= -1000 ? r->code : EF_EPROTO;
+            rc = client_wire_error(r->code);
             return client_fail(c, rc, "%s",
                                r->message && *r->message ? r->message : ef_strerror(rc));
         }
