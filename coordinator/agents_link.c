@@ -8,6 +8,7 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Liveness checks per heartbeat interval. */
@@ -240,12 +241,20 @@ static void on_heartbeat_timer(uv_timer_t *t)
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
+    uint8_t *buf = NULL; /* the same bytes go to every agent: encode them once */
+    size_t len = 0;
+    int rc = codec_encode(&env, 0, &buf, &len);
+    if (rc) {
+        log_warn("heartbeat to the agents not sent (encoding failed): %s", ef_strerror(rc));
+        return;
+    }
     for (size_t i = 0; i < registry_count(c->registry); i++) {
         const registry_agent *a = registry_at(c->registry, i);
-        int rc = tsock_send_env(c->agents, a->routing_id, a->routing_id_len, &env);
+        rc = tsock_send(c->agents, a->routing_id, a->routing_id_len, buf, len);
         if (rc && rc != EF_ENOTCONN)
             log_warn("heartbeat to agent %s failed: %s", a->name, ef_strerror(rc));
     }
+    free(buf);
 }
 
 int agents_link_open(coord *c, ef_errmsg *em)
