@@ -146,6 +146,7 @@ void engine_destroy(engine **e_p)
         free(m->name);
     }
     free(e->models);
+    textout_release_free(&e->rel);
     pthread_cond_destroy(&e->ev_ready);
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->mu);
@@ -260,21 +261,33 @@ bool engine_idle(engine *e)
     return idle;
 }
 
+/* Make *buf hold at least need elements of elem bytes, doubling its capacity *cap. */
+static int grow(void **buf, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*buf, n * elem);
+    if (!p)
+        return EF_ENOMEM;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
 static int append(engine_event *ev, const char *text, size_t len, const int32_t *tokens, size_t n)
 {
-    char *t = realloc(ev->text, ev->text_len + len + 1);
-    if (!t)
+    if (grow((void **)&ev->text, &ev->text_cap, ev->text_len + len + 1, 1) != 0)
         return EF_ENOMEM;
-    ev->text = t;
-    memcpy(t + ev->text_len, text, len);
+    memcpy(ev->text + ev->text_len, text, len);
     ev->text_len += len;
-    t[ev->text_len] = '\0';
+    ev->text[ev->text_len] = '\0';
     if (n) {
-        int32_t *k = realloc(ev->tokens, (ev->n_tokens + n) * sizeof *k);
-        if (!k)
+        if (grow((void **)&ev->tokens, &ev->tokens_cap, ev->n_tokens + n, sizeof *tokens) != 0)
             return EF_ENOMEM;
-        ev->tokens = k;
-        memcpy(k + ev->n_tokens, tokens, n * sizeof *k);
+        memcpy(ev->tokens + ev->n_tokens, tokens, n * sizeof *tokens);
         ev->n_tokens += n;
     }
     return 0;
@@ -296,8 +309,9 @@ int engine_push_chunk(engine *e, ereq *r, const char *text, size_t len, const in
         /* Coalesce: the loop has not taken r's last chunk yet, so this one rides along. */
         rc = append(r->pending_chunk, text, len, tokens, n);
     } else {
-        /* Allocated only here: while the loop has not taken r's last chunk (most tokens of a
-         * fast model), nothing is allocated per token. */
+        /* A new event only here: while the loop has not taken r's last chunk (most tokens of a
+         * fast model), tokens append to it, and its buffers (like the textout's and e->rel)
+         * grow by doubling, so a token allocates nothing of its own. */
         ev = engine_event_new(r, ENGINE_EV_CHUNK);
         rc = ev ? append(ev, text, len, tokens, n) : EF_ENOMEM;
         if (rc == 0) {

@@ -33,9 +33,9 @@ typedef struct engine_event {
     /* chunk */
     uint32_t seq; /* index of the first token in this chunk */
     char *text;   /* NUL-terminated, valid UTF-8 */
-    size_t text_len;
+    size_t text_len, text_cap;
     int32_t *tokens;
-    size_t n_tokens;
+    size_t n_tokens, tokens_cap; /* the caps: chunks that coalesce grow by doubling */
     /* done */
     int finish; /* EDGEFLEET__FINISH_REASON__* */
     uint32_t prompt_tokens, prompt_evaluated, completion_tokens;

@@ -86,6 +86,7 @@ struct engine {
     int events_pushed; /* events queued since the loop was last woken */
     int events_urgent; /* ...of which one must go now: a first chunk, a Done or an Error */
     uint64_t last_notify_ns;
+    textout_release rel; /* what one textout_take released; reused, so a token allocates none */
 };
 
 /* Chunks after a request's first wake the loop at most this often; between wake-ups they

@@ -75,12 +75,12 @@ static const char *finish_name(int finish)
 
 static void finish(engine *e, ereq *r, int reason)
 {
-    textout_release rel = {0};
-    if (textout_take(&r->out, 1, &rel) >= 0) {
-        engine_push_chunk(e, r, rel.text ? rel.text : "", rel.len, rel.tokens, rel.n);
-        r->n_sent += (uint32_t)rel.n;
+    textout_release *rel = &e->rel;
+    textout_release_clear(rel);
+    if (textout_take(&r->out, 1, rel) >= 0) {
+        engine_push_chunk(e, r, rel->text ? rel->text : "", rel->len, rel->tokens, rel->n);
+        r->n_sent += (uint32_t)rel->n;
     }
-    textout_release_free(&rel);
     uint64_t now = clock_mono_ns();
     engine_event *ev = engine_event_new(r, ENGINE_EV_DONE);
     if (ev) {
@@ -280,12 +280,12 @@ static void handle_item(engine *e, emodel *m, ereq *r, const backend_step_item *
         fail(e, r, EF_EINTERNAL, "token %d could not be rendered", it->token);
         return;
     }
-    textout_release rel = {0};
-    int stopped = textout_take(&r->out, 0, &rel);
+    textout_release *rel = &e->rel;
+    textout_release_clear(rel);
+    int stopped = textout_take(&r->out, 0, rel);
     if (stopped >= 0 &&
-        engine_push_chunk(e, r, rel.text ? rel.text : "", rel.len, rel.tokens, rel.n) == 0)
-        r->n_sent += (uint32_t)rel.n;
-    textout_release_free(&rel);
+        engine_push_chunk(e, r, rel->text ? rel->text : "", rel->len, rel->tokens, rel->n) == 0)
+        r->n_sent += (uint32_t)rel->n;
     if (stopped < 0)
         fail(e, r, EF_ENOMEM, "out of memory");
     else if (stopped == 1)

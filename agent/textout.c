@@ -28,6 +28,14 @@ void textout_release_free(textout_release *r)
     memset(r, 0, sizeof *r);
 }
 
+void textout_release_clear(textout_release *r)
+{
+    r->len = 0;
+    r->n = 0;
+    if (r->text)
+        r->text[0] = '\0';
+}
+
 static int grow(void **buf, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
@@ -47,14 +55,21 @@ int textout_push(textout *t, int32_t token, const char *piece, size_t len)
 {
     if (t->stopped)
         return 0;
-    if (grow((void **)&t->text, &t->cap, t->len + len + 1, 1) != 0 ||
-        grow((void **)&t->tokens, &t->n_cap, t->n + 1, sizeof *t->tokens) != 0)
+    if (grow((void **)&t->text, &t->cap, t->len + len + 1, 1) != 0)
         return EF_ENOMEM;
-    /* ends shares n_cap with tokens; grow it to the same capacity. */
-    size_t *ends = realloc(t->ends, t->n_cap * sizeof *ends);
-    if (!ends)
-        return EF_ENOMEM;
-    t->ends = ends;
+    if (t->n == t->n_cap) {
+        /* tokens and ends share n_cap: it grows only once both have the new size. */
+        size_t cap = t->n_cap ? t->n_cap * 2 : 64;
+        int32_t *tokens = realloc(t->tokens, cap * sizeof *tokens);
+        if (!tokens)
+            return EF_ENOMEM;
+        t->tokens = tokens;
+        size_t *ends = realloc(t->ends, cap * sizeof *ends);
+        if (!ends)
+            return EF_ENOMEM;
+        t->ends = ends;
+        t->n_cap = cap;
+    }
     memcpy(t->text + t->len, piece, len);
     t->len += len;
     t->tokens[t->n] = token;

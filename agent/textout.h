@@ -19,7 +19,8 @@ typedef struct {
     int stopped; /* a stop string was found: nothing more is released */
 } textout;
 
-/* What one textout_take released: appended to these growing buffers (caller frees). */
+/* What textout_take released: appended to these buffers, which grow by doubling (caller frees;
+ * textout_release_clear empties them for reuse). */
 typedef struct {
     char *text;
     size_t len, cap;
@@ -38,6 +39,9 @@ int textout_push(textout *t, int32_t token, const char *piece, size_t len);
  * it, tokens only those wholly before it, and the rest is dropped; 0 otherwise; EF_ENOMEM. */
 int textout_take(textout *t, int final, textout_release *r);
 
+/* Empty r for the next take, keeping its buffers: a caller that takes once per token reuses
+ * one release instead of allocating each time. */
+void textout_release_clear(textout_release *r);
 void textout_release_free(textout_release *r);
 
 #endif

@@ -280,6 +280,36 @@ static void test_a_long_stream_releases_every_token_once(void **state)
     textout_free(&t);
 }
 
+static void test_a_cleared_release_is_reused_for_each_take(void **state)
+{
+    (void)state;
+    static const char *const stop[] = {"</s>"};
+    static const char *const pieces[] = {"ab", "c<", "/s", ">"};
+    textout t;
+    textout_init(&t, stop, 1);
+    textout_release r = {0};
+    char got[16] = "";
+    int rc = 0;
+    for (size_t i = 0; i < 4 && rc == 0; i++) {
+        textout_release_clear(&r); /* as the engine does: one release, emptied per token */
+        assert_int_equal(r.len, 0);
+        assert_int_equal(r.n, 0);
+        assert_int_equal(textout_push(&t, (int32_t)(100 + i), pieces[i], strlen(pieces[i])), 0);
+        rc = textout_take(&t, 0, &r);
+        assert_true(rc >= 0);
+        assert_true(strlen(got) + r.len < sizeof got);
+        strncat(got, r.text, r.len);
+    }
+    assert_int_equal(rc, 1);
+    assert_string_equal(got, "abc");
+    char *buf = r.text;
+    textout_release_clear(&r);
+    assert_ptr_equal(r.text, buf); /* kept, not freed */
+    assert_string_equal(r.text, "");
+    textout_release_free(&r);
+    textout_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_a_held_partial_character_is_flushed_at_the_end),
         cmocka_unit_test(test_invalid_bytes_pass_through_without_hanging),
         cmocka_unit_test(test_a_long_stream_releases_every_token_once),
+        cmocka_unit_test(test_a_cleared_release_is_reused_for_each_take),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
