@@ -2,6 +2,7 @@
  * allow/clients/) taking Request, BatchRequest, Cancel and OperatorCommand from libedgefleet and
  * edgefleetctl, checking each at the edge before it reaches the scheduler, and sending the
  * answers back by routing id. Loop thread. */
+#include "clock.h"
 #include "coord.h"
 #include "log.h"
 
@@ -69,8 +70,8 @@ static void log_split(coord *c, const char *model, uint32_t n)
     agent_id_t agents[FRONTEND_SPLIT_LOG_MAX];
     uint32_t counts[FRONTEND_SPLIT_LOG_MAX];
     size_t n_agents = 0;
-    if (scheduler_plan_split(c->scheduler, model, n, 0, agents, counts, FRONTEND_SPLIT_LOG_MAX,
-                             &n_agents) != 0)
+    if (scheduler_plan_split(c->scheduler, model, n, clock_mono_ms(), agents, counts,
+                             FRONTEND_SPLIT_LOG_MAX, &n_agents) != 0)
         return;
     char line[512];
     size_t used = 0;
