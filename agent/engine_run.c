@@ -77,10 +77,9 @@ static void finish(engine *e, ereq *r, int reason)
 {
     textout_release *rel = &e->rel;
     textout_release_clear(rel);
-    if (textout_take(&r->out, 1, rel) >= 0) {
-        engine_push_chunk(e, r, rel->text ? rel->text : "", rel->len, rel->tokens, rel->n);
+    if (textout_take(&r->out, 1, rel) >= 0 &&
+        engine_push_chunk(e, r, rel->text ? rel->text : "", rel->len, rel->tokens, rel->n) == 0)
         r->n_sent += (uint32_t)rel->n;
-    }
     uint64_t now = clock_mono_ns();
     engine_event *ev = engine_event_new(r, ENGINE_EV_DONE);
     if (ev) {
@@ -283,9 +282,13 @@ static void handle_item(engine *e, emodel *m, ereq *r, const backend_step_item *
     textout_release *rel = &e->rel;
     textout_release_clear(rel);
     int stopped = textout_take(&r->out, 0, rel);
-    if (stopped >= 0 &&
-        engine_push_chunk(e, r, rel->text ? rel->text : "", rel->len, rel->tokens, rel->n) == 0)
-        r->n_sent += (uint32_t)rel->n;
+    if (stopped >= 0) {
+        /* A chunk that cannot be queued would leave a gap in the stream: fail instead. */
+        if (engine_push_chunk(e, r, rel->text ? rel->text : "", rel->len, rel->tokens, rel->n))
+            stopped = EF_ENOMEM;
+        else
+            r->n_sent += (uint32_t)rel->n;
+    }
     if (stopped < 0)
         fail(e, r, EF_ENOMEM, "out of memory");
     else if (stopped == 1)
