@@ -214,29 +214,6 @@ static int call_wait(call *k)
     return 0;
 }
 
-static int single_request(ef_client_t *c, Edgefleet__Request *r, ef_token_fn on_token, void *user,
-                          ef_result *out, call_item *it)
-{
-    call k = {.c = c, .items = it, .n = 1, .on_token = on_token, .user = user};
-    k.start_ms = clock_mono_ms();
-    envelope env = EDGEFLEET__ENVELOPE__INIT;
-    env.body_case = EDGEFLEET__ENVELOPE__BODY_REQUEST;
-    env.request = r;
-    int rc = client_send(c, &env);
-    if (rc == 0)
-        rc = call_wait(&k);
-    if (rc == 0 && it->result.status != 0) {
-        rc = it->result.status;
-        client_fail(c, rc, "%s", it->result.message[0] ? it->result.message : ef_strerror(rc));
-    }
-    it->result.elapsed_ms = (double)(clock_mono_ms() - k.start_ms);
-    if (rc && it->result.status == 0)
-        it->result.status = rc;
-    if (out)
-        *out = it->result;
-    return rc;
-}
-
 static int check_common(ef_client_t *c, const char *model, const ef_gen_params *p, ef_result *out)
 {
     if (out)
@@ -246,14 +223,14 @@ static int check_common(ef_client_t *c, const char *model, const ef_gen_params *
     return 0;
 }
 
-EF_API int ef_client_generate(ef_client_t *client, const char *model, const char *prompt,
-                              const ef_gen_params *params, ef_token_fn on_token, void *user,
-                              ef_result *out)
+/* One generate or chat: start the call, send one Request carrying prompt (when not NULL) or
+ * messages, and wait for its end. Fills *out when it is not NULL. */
+static int single_request(ef_client_t *c, const char *model, const ef_gen_params *params,
+                          const char *prompt, Edgefleet__ChatMessage **messages, size_t n_messages,
+                          ef_token_fn on_token, void *user, ef_result *out)
 {
-    int rc = check_common(client, model, params, out);
-    if (rc || !prompt)
-        return rc ? rc : EF_EINVAL;
-    if ((rc = client_call_begin(client)) != 0) {
+    int rc = client_call_begin(c);
+    if (rc != 0) {
         if (out)
             out->status = rc;
         return rc;
@@ -264,8 +241,38 @@ EF_API int ef_client_generate(ef_client_t *client, const char *model, const char
     Edgefleet__Request r;
     Edgefleet__SamplingParams sp;
     request_fill(&r, &sp, model, &dp, it.id, clock_unix_ms());
-    r.prompt = (char *)prompt;
-    return single_request(client, &r, on_token, user, out, &it);
+    if (prompt)
+        r.prompt = (char *)prompt;
+    r.messages = messages;
+    r.n_messages = n_messages;
+    call k = {.c = c, .items = &it, .n = 1, .on_token = on_token, .user = user};
+    k.start_ms = clock_mono_ms();
+    envelope env = EDGEFLEET__ENVELOPE__INIT;
+    env.body_case = EDGEFLEET__ENVELOPE__BODY_REQUEST;
+    env.request = &r;
+    rc = client_send(c, &env);
+    if (rc == 0)
+        rc = call_wait(&k);
+    if (rc == 0 && it.result.status != 0) {
+        rc = it.result.status;
+        client_fail(c, rc, "%s", it.result.message[0] ? it.result.message : ef_strerror(rc));
+    }
+    it.result.elapsed_ms = (double)(clock_mono_ms() - k.start_ms);
+    if (rc && it.result.status == 0)
+        it.result.status = rc;
+    if (out)
+        *out = it.result;
+    return rc;
+}
+
+EF_API int ef_client_generate(ef_client_t *client, const char *model, const char *prompt,
+                              const ef_gen_params *params, ef_token_fn on_token, void *user,
+                              ef_result *out)
+{
+    int rc = check_common(client, model, params, out);
+    if (rc || !prompt)
+        return rc ? rc : EF_EINVAL;
+    return single_request(client, model, params, prompt, NULL, 0, on_token, user, out);
 }
 
 EF_API int ef_client_chat(ef_client_t *client, const char *model, const ef_chat_message *messages,
@@ -288,20 +295,7 @@ EF_API int ef_client_chat(ef_client_t *client, const char *model, const ef_chat_
         msgs[i].content = (char *)(messages[i].content ? messages[i].content : "");
         ptrs[i] = &msgs[i];
     }
-    rc = client_call_begin(client);
-    if (rc == 0) {
-        ef_gen_params dp = params ? *params : ef_gen_default_params();
-        call_item it = {0};
-        client_random_id(it.id);
-        Edgefleet__Request r;
-        Edgefleet__SamplingParams sp;
-        request_fill(&r, &sp, model, &dp, it.id, clock_unix_ms());
-        r.messages = ptrs;
-        r.n_messages = n_messages;
-        rc = single_request(client, &r, on_token, user, out, &it);
-    } else if (out) {
-        out->status = rc;
-    }
+    rc = single_request(client, model, params, NULL, ptrs, n_messages, on_token, user, out);
     free(ptrs);
     free(msgs);
     return rc;
