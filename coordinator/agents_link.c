@@ -221,9 +221,8 @@ static void drop_dead(coord *c, uint64_t now)
         log_warn("agent %s dead: silent for %llu ms (liveness window %llu ms)", name,
                  (unsigned long long)(now - a->last_seen_ms),
                  (unsigned long long)registry_liveness_window_ms(c->registry, a));
-        registry_remove(c->registry, id); /* order changes: start over */
+        registry_remove(c->registry, id); /* the last agent moved into i: look at i again */
         dispatch_agent_gone(c, id, name, "silent too long");
-        i = 0;
     }
 }
 

@@ -147,8 +147,9 @@ const registry_agent *registry_get(const registry_t *self, agent_id_t id);
 agent_id_t registry_find_routing_id(const registry_t *self, const uint8_t *routing_id, size_t len);
 agent_id_t registry_find_name(const registry_t *self, const char *name);
 
-/* Iteration for status reports: i in [0, registry_count). Order is unspecified and changes when
- * an agent leaves. */
+/* Iteration for status reports: i in [0, registry_count). Order is unspecified, except that
+ * removing the agent at i moves the last one into i (and leaves the others where they are), so a
+ * loop that removes as it goes looks at i again. */
 size_t registry_count(const registry_t *self);
 const registry_agent *registry_at(const registry_t *self, size_t i);
 
