@@ -1,5 +1,7 @@
 /* Implementation of outbox.h: one singly linked list in creation order; sent frames come first,
- * `unsent` points at the first frame not yet sent. */
+ * `unsent` points at the first frame not yet sent and `last_sent` at the one before it (NULL when
+ * none was sent), so a flush starts where the last one stopped however many sent frames are
+ * retained. */
 #include "outbox.h"
 
 #include "codec.h"
@@ -19,7 +21,7 @@ struct outbox_frame {
 };
 
 struct outbox {
-    outbox_frame *head, *tail, *unsent;
+    outbox_frame *head, *tail, *unsent, *last_sent;
     size_t bytes, n_unsent;
 };
 
@@ -46,7 +48,7 @@ void outbox_destroy(outbox **ob_p)
     *ob_p = NULL;
 }
 
-/* Unlink *pp (the frame it points at) and free it. */
+/* Unlink *pp (the frame it points at, whose predecessor is prev) and free it. */
 static void unlink_frame(outbox *ob, outbox_frame **pp, outbox_frame *prev)
 {
     outbox_frame *f = *pp;
@@ -55,6 +57,8 @@ static void unlink_frame(outbox *ob, outbox_frame **pp, outbox_frame *prev)
         ob->tail = prev;
     if (ob->unsent == f)
         ob->unsent = f->next;
+    if (ob->last_sent == f)
+        ob->last_sent = prev;
     if (!f->sent_ms)
         ob->n_unsent--;
     frame_free(ob, f);
@@ -109,11 +113,9 @@ size_t outbox_flush(outbox *ob, uint64_t now_ms, uint64_t now_unix_ms, outbox_se
                     void *user)
 {
     size_t sent = 0;
-    outbox_frame *prev = NULL, **pp = &ob->head;
-    while (*pp && *pp != ob->unsent) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
+    if (!ob->unsent)
+        return 0;
+    outbox_frame *prev = ob->last_sent, **pp = prev ? &prev->next : &ob->head;
     while (*pp) {
         outbox_frame *f = *pp;
         if (expired(f, now_unix_ms)) {
@@ -125,6 +127,7 @@ size_t outbox_flush(outbox *ob, uint64_t now_ms, uint64_t now_unix_ms, outbox_se
         f->sent_ms = now_ms ? now_ms : 1;
         ob->n_unsent--;
         ob->unsent = f->next;
+        ob->last_sent = f;
         sent++;
         prev = f;
         pp = &f->next;
@@ -134,9 +137,10 @@ size_t outbox_flush(outbox *ob, uint64_t now_ms, uint64_t now_unix_ms, outbox_se
 
 void outbox_rewind(outbox *ob, uint64_t since_ms)
 {
-    for (outbox_frame *f = ob->head; f && f != ob->unsent; f = f->next) {
+    for (outbox_frame *prev = NULL, *f = ob->head; f && f != ob->unsent; prev = f, f = f->next) {
         if (f->sent_ms >= since_ms) {
             ob->unsent = f;
+            ob->last_sent = prev;
             for (outbox_frame *g = f; g && g->sent_ms; g = g->next) {
                 g->sent_ms = 0;
                 ob->n_unsent++;
@@ -150,7 +154,8 @@ void outbox_prune(outbox *ob, uint64_t now_ms, uint64_t now_unix_ms, uint64_t re
 {
     while (ob->head && ob->head->sent_ms && ob->head->sent_ms + retain_ms < now_ms)
         unlink_frame(ob, &ob->head, NULL);
-    outbox_frame *prev = NULL, **pp = &ob->head;
+    /* Only unsent frames can expire here: start after the sent ones. */
+    outbox_frame *prev = ob->last_sent, **pp = prev ? &prev->next : &ob->head;
     while (*pp) {
         if (!(*pp)->sent_ms && expired(*pp, now_unix_ms)) {
             drop_expired(ob, pp, prev);
