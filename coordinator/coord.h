@@ -80,10 +80,9 @@ void flight_fail(coord *c, flight **f_p, int code, uint32_t retry_after_ms, uint
 int dispatch_init(coord *c);
 void dispatch_close(coord *c);
 /* A request from a client (batch items come one by one, with their position; single requests
- * pass 0). Replies itself on refusal. Returns the agent it went to at once, or AGENT_ID_NONE
- * when it waits or was refused. */
-agent_id_t dispatch_submit(coord *c, const Edgefleet__Request *request, uint32_t batch_index,
-                           const uint8_t *client, size_t client_len);
+ * pass 0). Replies itself on refusal. */
+void dispatch_submit(coord *c, const Edgefleet__Request *request, uint32_t batch_index,
+                     const uint8_t *client, size_t client_len);
 /* Send everything the scheduler can place now; re-arm the deadline timer. */
 void dispatch_run(coord *c);
 /* A client's Cancel. */

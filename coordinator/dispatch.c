@@ -119,17 +119,17 @@ static int is_retry(coord *c, const Edgefleet__Request *r, const uint8_t *client
     return 1;
 }
 
-agent_id_t dispatch_submit(coord *c, const Edgefleet__Request *r, uint32_t batch_index,
-                           const uint8_t *client, size_t client_len)
+void dispatch_submit(coord *c, const Edgefleet__Request *r, uint32_t batch_index,
+                     const uint8_t *client, size_t client_len)
 {
     if (is_retry(c, r, client, client_len))
-        return AGENT_ID_NONE;
+        return;
     uint64_t now = clock_mono_ms();
     flight *f = flight_new(r, client, client_len, now);
     if (!f) {
         frontend_send_error(c, client, client_len, &r->request_id, batch_index, EF_ENOMEM, 0, 0,
                             "coordinator out of memory");
-        return AGENT_ID_NONE;
+        return;
     }
     f->request->batch_index = batch_index;
     sched_submit s = {.request_id = r->request_id.data,
@@ -152,7 +152,7 @@ agent_id_t dispatch_submit(coord *c, const Edgefleet__Request *r, uint32_t batch
             snprintf(msg, sizeof msg, "%s (model %s)", ef_strerror(rc), r->model);
         log_request(f, "refused:", msg);
         flight_fail(c, &f, rc, retry_after, 0, msg);
-        return AGENT_ID_NONE;
+        return;
     }
     if (d.agent == AGENT_ID_NONE) {
         char what[64];
@@ -160,15 +160,12 @@ agent_id_t dispatch_submit(coord *c, const Edgefleet__Request *r, uint32_t batch
                  scheduler_queued(c->scheduler, r->model));
         log_request(f, what, NULL);
         arm_deadline_timer(c);
-        return AGENT_ID_NONE;
+        return;
     }
-    agent_id_t agent = d.agent;
     if (send_placed(c, &d, now) == EF_ENOTCONN) {
-        drop_unreachable(c, agent);
+        drop_unreachable(c, d.agent);
         dispatch_run(c);
-        return AGENT_ID_NONE;
     }
-    return agent;
 }
 
 void dispatch_cancel(coord *c, const uint8_t *request_id, const uint8_t *client, size_t client_len)
