@@ -33,11 +33,9 @@ static int name_is_valid(const char *name, size_t n)
     return 1;
 }
 
-/* 1 if text is exactly one canonical Z85-encoded 32-byte key (decodes, and re-encodes to the
- * same text, which rejects out-of-range groups that a lenient decoder might accept). */
-static int z85_key_is_valid(const char *text)
+int keys_z85_valid(const char *text)
 {
-    if (strlen(text) != KEYS_Z85_LEN)
+    if (!text || strlen(text) != KEYS_Z85_LEN)
         return 0;
     uint8_t bin[32];
     char again[KEYS_Z85_LEN + 1];
@@ -69,7 +67,7 @@ static int read_key_fd(int fd, const char *path, char out[KEYS_Z85_LEN + 1], ef_
         start++;
     while (len > start && strchr(" \t\r\n", buf[len - 1]))
         buf[--len] = '\0';
-    int ok = len - start == KEYS_Z85_LEN && z85_key_is_valid(buf + start);
+    int ok = len - start == KEYS_Z85_LEN && keys_z85_valid(buf + start);
     if (ok)
         memcpy(out, buf + start, KEYS_Z85_LEN + 1);
     sodium_memzero(buf, sizeof buf);

@@ -13,6 +13,11 @@ typedef struct {
     char secret_z85[KEYS_Z85_LEN + 1];
 } keys_pair;
 
+/* 1 if text is exactly one canonical Z85-encoded 32-byte key (decodes, and re-encodes to the
+ * same text, which rejects out-of-range groups that a lenient decoder might accept); 0 for NULL
+ * or anything else. Wipes its scratch copies: text may be a secret key. */
+int keys_z85_valid(const char *text);
+
 /* Write DIR/NAME.key (0600) and DIR/NAME.pub. NAME is [A-Za-z0-9._-]{1,64}. Refuses to
  * overwrite either file (EF_EEXIST, nothing written). Returns 0 or EF_E*, with em filled. */
 int keys_generate(const char *dir, const char *name, keys_pair *out, ef_errmsg *em);

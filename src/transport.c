@@ -8,7 +8,6 @@
 #include "log.h"
 
 #include <errno.h>
-#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,15 +114,6 @@ static int set_int(void *zsock, int option, int value)
     return zmq_setsockopt(zsock, option, &value, sizeof value);
 }
 
-/* 1 if text is one valid 40-character Z85 key. */
-static int z85_ok(const char *text)
-{
-    uint8_t bin[32];
-    int ok = text && strlen(text) == KEYS_Z85_LEN && zmq_z85_decode(bin, text) != NULL;
-    sodium_memzero(bin, sizeof bin); /* it may be a secret key */
-    return ok;
-}
-
 /* ---- socket options shared by tsock_new and the blocking client ------------------------------ */
 
 static int configure_limits(void *zsock, size_t max_msg_size, int sndhwm, int rcvhwm)
@@ -151,7 +141,8 @@ static int configure_limits(void *zsock, size_t max_msg_size, int sndhwm, int rc
 
 static int configure_curve_client(void *zsock, const keys_pair *keys, const char *server_public)
 {
-    if (!keys || !z85_ok(keys->public_z85) || !z85_ok(keys->secret_z85) || !z85_ok(server_public))
+    if (!keys || !keys_z85_valid(keys->public_z85) || !keys_z85_valid(keys->secret_z85) ||
+        !keys_z85_valid(server_public))
         return EF_EKEY;
     if (zmq_setsockopt(zsock, ZMQ_CURVE_SERVERKEY, server_public, KEYS_Z85_LEN) != 0 ||
         zmq_setsockopt(zsock, ZMQ_CURVE_PUBLICKEY, keys->public_z85, KEYS_Z85_LEN) != 0 ||
@@ -171,7 +162,7 @@ int transport_setup_client_socket(void *zsock, const keys_pair *keys, const char
 
 static int configure_curve_server(void *zsock, const keys_pair *keys, const char *zap_domain)
 {
-    if (!keys || !z85_ok(keys->secret_z85))
+    if (!keys || !keys_z85_valid(keys->secret_z85))
         return EF_EKEY;
     if (set_int(zsock, ZMQ_CURVE_SERVER, 1) != 0 ||
         zmq_setsockopt(zsock, ZMQ_CURVE_SECRETKEY, keys->secret_z85, KEYS_Z85_LEN) != 0 ||
@@ -591,11 +582,11 @@ static int check_params(const tsock_params *p, ef_errmsg *em)
         return errmsg_set(em, EF_EINVAL, "%s: socket type %d not supported", ep, p->type);
     if (!p->endpoint || !*p->endpoint)
         return errmsg_set(em, EF_EINVAL, "socket without an endpoint");
-    if (!p->keys || !z85_ok(p->keys->secret_z85) || !z85_ok(p->keys->public_z85))
+    if (!p->keys || !keys_z85_valid(p->keys->secret_z85) || !keys_z85_valid(p->keys->public_z85))
         return errmsg_set(em, EF_EKEY, "%s: missing or malformed key pair", ep);
     if (p->bind && (!p->zap_domain || !*p->zap_domain))
         return errmsg_set(em, EF_EINVAL, "%s: a bound socket needs a ZAP domain", ep);
-    if (!p->bind && !z85_ok(p->server_public))
+    if (!p->bind && !keys_z85_valid(p->server_public))
         return errmsg_set(em, EF_EKEY, "%s: missing or malformed server public key", ep);
     if (p->type != ZMQ_PUB && !p->on_recv)
         return errmsg_set(em, EF_EINVAL, "%s: on_recv is required for this socket type", ep);
