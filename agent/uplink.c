@@ -236,7 +236,7 @@ void uplink_check_stop(uplink *u)
         return;
     engine_stats st;
     engine_get_stats(u->engine, &st);
-    uint32_t busy = st.queued;
+    uint32_t busy = 0; /* busy_slots counts accepted requests, queued ones too */
     for (size_t i = 0; i < st.n_models; i++)
         busy += st.models[i].busy_slots;
     log_warn("drain timeout: stopping with %u request(s) unfinished and %zu repl%s unsent", busy,
