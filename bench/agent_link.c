@@ -2,6 +2,7 @@
  * to what a benchmark needs (one agent, greedy requests, no credits beyond the caller's own
  * pacing). Runs on the link's libuv loop, which only the wait functions turn. */
 #include "agent_link.h"
+#include "bench_util.h"
 
 #include "clock.h"
 #include "codec.h"
@@ -160,20 +161,14 @@ static void on_heartbeat(uv_timer_t *t)
 static int make_keys(const char *dir, keys_pair *coord, char *allow, size_t cap, ef_errmsg *em)
 {
     keys_pair agent;
-    char pub[4200];
     int rc = keys_generate(dir, "coordinator", coord, em);
-    if (rc == 0)
-        rc = keys_generate(dir, "agent", &agent, em);
     if (rc != 0)
         return rc;
-    if ((size_t)snprintf(allow, cap, "%s/allow", dir) >= cap ||
-        (size_t)snprintf(pub, sizeof pub, "%s/agent.pub", allow) >= sizeof pub)
+    if ((size_t)snprintf(allow, cap, "%s/allow", dir) >= cap)
         return errmsg_set(em, EF_EINVAL, "%s: path too long", dir);
-    FILE *f = mkdir(allow, 0700) == 0 ? fopen(pub, "w") : NULL;
-    if (!f)
-        return errmsg_set(em, EF_EIO, "%s: cannot write", pub);
-    fprintf(f, "%s\n", agent.public_z85);
-    return fclose(f) == 0 ? 0 : errmsg_set(em, EF_EIO, "%s: cannot write", pub);
+    if (mkdir(allow, 0700) != 0)
+        return errmsg_set(em, EF_EIO, "%s: cannot create", allow);
+    return bench_key_with_allow(dir, "agent", allow, &agent, em);
 }
 
 static int bind_router(agent_link *l, const keys_pair *kp, ef_errmsg *em)

@@ -64,27 +64,6 @@ static int free_port(void)
     return port;
 }
 
-/* Key pair NAME in dir, with its .pub also in allow_sub (an allowlist directory). */
-static int key_with_allow(const char *dir, const char *name, const char *allow_sub, keys_pair *kp)
-{
-    ef_errmsg em = {""};
-    char pub[4400];
-    int rc = keys_generate(dir, name, kp, &em);
-    if (rc != 0) {
-        fprintf(stderr, "bench: %s\n", em.msg);
-        return rc;
-    }
-    if (!allow_sub)
-        return 0;
-    if ((size_t)snprintf(pub, sizeof pub, "%s/%s.pub", allow_sub, name) >= sizeof pub)
-        return EF_EINVAL;
-    FILE *f = fopen(pub, "w");
-    if (!f)
-        return EF_EIO;
-    fprintf(f, "%s\n", kp->public_z85);
-    return fclose(f) == 0 ? 0 : EF_EIO;
-}
-
 static int fleet_keys(const cbench_opts *o, fleet *fl)
 {
     char sub[4300];
@@ -100,17 +79,20 @@ static int fleet_keys(const cbench_opts *o, fleet *fl)
     }
     snprintf(fl->coord_key, sizeof fl->coord_key, "%s/coordinator.key", fl->dir);
     snprintf(fl->coord_pub_path, sizeof fl->coord_pub_path, "%s/coordinator.pub", fl->dir);
-    int rc = key_with_allow(fl->dir, "coordinator", NULL, &fl->coord);
+    ef_errmsg em = {""};
+    int rc = bench_key_with_allow(fl->dir, "coordinator", NULL, &fl->coord, &em);
     snprintf(sub, sizeof sub, "%s/clients", fl->allow);
     if (rc == 0)
-        rc = key_with_allow(fl->dir, "bench-client", sub, &fl->client);
+        rc = bench_key_with_allow(fl->dir, "bench-client", sub, &fl->client, &em);
     snprintf(sub, sizeof sub, "%s/agents", fl->allow);
     for (int i = 0; rc == 0 && i < o->agents; i++) {
         char name[32];
         keys_pair kp;
         snprintf(name, sizeof name, "fake-%d", i);
-        rc = key_with_allow(fl->dir, name, sub, &kp);
+        rc = bench_key_with_allow(fl->dir, name, sub, &kp, &em);
     }
+    if (rc != 0)
+        fprintf(stderr, "bench: %s\n", em.msg);
     return rc;
 }
 

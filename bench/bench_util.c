@@ -179,3 +179,19 @@ double bench_proc_cpu_s(pid_t pid)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
+
+int bench_key_with_allow(const char *dir, const char *name, const char *allow_dir, keys_pair *kp,
+                         ef_errmsg *em)
+{
+    int rc = keys_generate(dir, name, kp, em);
+    if (rc != 0 || !allow_dir)
+        return rc;
+    char pub[4400];
+    if ((size_t)snprintf(pub, sizeof pub, "%s/%s.pub", allow_dir, name) >= sizeof pub)
+        return errmsg_set(em, EF_EINVAL, "%s: path too long", allow_dir);
+    FILE *f = fopen(pub, "w");
+    if (!f)
+        return errmsg_set(em, EF_EIO, "%s: cannot write", pub);
+    fprintf(f, "%s\n", kp->public_z85);
+    return fclose(f) == 0 ? 0 : errmsg_set(em, EF_EIO, "%s: cannot write", pub);
+}

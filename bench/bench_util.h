@@ -1,11 +1,20 @@
-/* Helpers the benchmarks share: progress lines, medians, running a baseline tool as a child
- * with its stdout captured and its peak RSS taken from wait4's rusage, and a process's peak RSS
- * (VmHWM) from /proc. Single-threaded; nothing here is a test. */
+/* Helpers the benchmarks share: key pairs with allowlist entries, progress lines, medians, running
+ * a baseline tool as a child with its stdout captured and its peak RSS taken from wait4's rusage,
+ * and a process's peak RSS (VmHWM) from /proc. Single-threaded; nothing here is a test. */
 #ifndef EF_BENCH_UTIL_H
 #define EF_BENCH_UTIL_H
 
+#include "errors.h"
+#include "keys.h"
+
 #include <stddef.h>
 #include <sys/types.h>
+
+/* Key pair NAME in dir (dir/NAME.key and .pub, as keys_generate writes them) and, when
+ * allow_dir is not NULL, its public key also as allow_dir/NAME.pub (allow_dir must exist).
+ * Returns 0 or EF_E*, with em filled. */
+int bench_key_with_allow(const char *dir, const char *name, const char *allow_dir, keys_pair *kp,
+                         ef_errmsg *em);
 
 /* printf a progress line to stderr, prefixed with the seconds since the first call. */
 void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
