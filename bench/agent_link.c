@@ -89,17 +89,14 @@ static void on_done(agent_link *l, const Edgefleet__Done *d, uint64_t now)
         return;
     r->t_done_ns = now;
     r->done = 1;
-    r->finish = (int)d->finish;
     if (d->usage) {
         r->prompt_tokens = d->usage->prompt_tokens;
         r->prompt_evaluated = d->usage->prompt_evaluated;
         r->completion_tokens = d->usage->completion_tokens;
     }
     if (d->timings) {
-        r->queue_ms = d->timings->queue_ms;
         r->prompt_ms = d->timings->prompt_ms;
         r->generation_ms = d->timings->generation_ms;
-        r->first_token_ms = d->timings->first_token_ms;
     }
 }
 

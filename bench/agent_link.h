@@ -19,11 +19,10 @@ typedef struct {
     uint64_t t_send_ns, t_first_ns, t_done_ns;
     uint64_t *token_ns; /* arrival time of token i (its chunk's arrival), max_tokens entries */
     uint32_t max_tokens, n_tokens;
-    int done;   /* 1 when Done or Error arrived */
-    int error;  /* 0, or the EF_E* code of an Error */
-    int finish; /* Done.finish (EDGEFLEET__FINISH_REASON__...) */
+    int done;  /* 1 when Done or Error arrived */
+    int error; /* 0, or the EF_E* code of an Error */
     uint32_t prompt_tokens, prompt_evaluated, completion_tokens;
-    double queue_ms, prompt_ms, generation_ms, first_token_ms; /* Done.timings */
+    double prompt_ms, generation_ms; /* Done.timings */
 } link_request;
 
 /* Bind a ROUTER on tcp://127.0.0.1:<free port> with fresh keys in key_dir (which must exist and

@@ -393,7 +393,6 @@ int main(int argc, char **argv)
                          .reps = o.reps,
                          .n_prompt = o.n_prompt,
                          .n_gen = o.n_gen,
-                         .slot_ctx = o.slot_ctx,
                          .tg_target = o.tg_target,
                          .agg_target = o.agg_target,
                          .n_pl = o.n_pl};

@@ -19,7 +19,7 @@ void sample_add(sample_set *s, double v);
 
 typedef struct {
     const char *label; /* model label as printed ("synthetic qwen2.5-0.5b Q4_K_M") */
-    int threads, reps, n_prompt, n_gen, slot_ctx;
+    int threads, reps, n_prompt, n_gen;
     double tg_target, agg_target;
     /* single request vs llama-bench */
     sample_set lb_pp, lb_tg, lb_tg_depth, ag_pp, ag_tg, ag_pp_own, ag_tg_own;
