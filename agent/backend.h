@@ -69,8 +69,6 @@ typedef struct {
 } backend_step_item;
 
 typedef struct {
-    const char *kind; /* "llama.cpp" or "simulated": says what serves the model */
-
     /* Load p->path (or set up the simulator). Returns 0 with *out set, or EF_ENOENT (missing
      * file), EF_EMODEL (not GGUF, truncated, refused by llama.cpp), EF_EINVAL, EF_ENOMEM, with
      * em naming the file. Safe to call from any thread; nothing is left allocated on failure. */

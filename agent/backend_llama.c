@@ -224,7 +224,6 @@ static void llama_describe(const backend *b, backend_desc *out)
 }
 
 const backend_ops backend_llama_ops = {
-    .kind = "llama.cpp",
     .load = llama_load,
     .destroy = llama_ops_destroy,
     .describe = llama_describe,

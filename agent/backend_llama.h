@@ -17,7 +17,6 @@ typedef enum { LSLOT_FREE = 0, LSLOT_PROMPT, LSLOT_GENERATE } lslot_state;
 typedef struct {
     lslot_state state;
     int32_t *tokens;   /* slot_ctx + 1 entries */
-    uint32_t n_tokens; /* prompt + sampled */
     uint32_t n_cached; /* decoded into the KV cache */
     uint32_t n_prompt;
     struct llama_sampler *sampler;

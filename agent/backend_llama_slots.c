@@ -73,7 +73,6 @@ int llama_slots_seq_start(backend *b, int slot, const int32_t *prompt, size_t n,
         keep = 0;
     }
     memcpy(sl->tokens, prompt, n * sizeof *prompt);
-    sl->n_tokens = (uint32_t)n;
     sl->n_cached = (uint32_t)keep;
     sl->n_prompt = (uint32_t)n;
     sl->sampler = smpl;
@@ -95,7 +94,6 @@ void llama_slots_seq_stop(backend *b, int slot)
         llama_sampler_free(sl->sampler);
     sl->sampler = NULL;
     sl->state = LSLOT_FREE;
-    sl->n_tokens = sl->n_cached; /* a sampled but undecoded token is not in the cache */
     sl->i_batch = -1;
     for (uint32_t i = 0; i < b->n_slots; i++)
         if (b->slots[i].state != LSLOT_FREE)
@@ -164,7 +162,7 @@ static void fail_all(backend *b)
             continue;
         llama_slots_seq_stop(b, (int)i);
         llama_memory_seq_rm(mem, (llama_seq_id)i, -1, -1);
-        sl->n_cached = sl->n_tokens = 0;
+        sl->n_cached = 0;
     }
 }
 
@@ -191,7 +189,6 @@ int llama_slots_step(backend *b, backend_step_item *items, size_t cap, size_t *n
         if (sl->i_batch >= 0) {
             int32_t tok = llama_sampler_sample(sl->sampler, b->ctx, sl->i_batch);
             sl->tokens[sl->n_cached] = tok;
-            sl->n_tokens = sl->n_cached + 1;
             sl->state = LSLOT_GENERATE;
             it.token = tok;
             it.eog = llama_vocab_is_eog(b->vocab, tok);

@@ -32,7 +32,7 @@ typedef enum { SSLOT_FREE = 0, SSLOT_PROMPT, SSLOT_GENERATE } sslot_state;
 typedef struct {
     sslot_state state;
     int32_t *tokens;
-    uint32_t n_cached, n_prompt, n_eval;
+    uint32_t n_cached, n_eval;
     uint64_t due_ns; /* when the next event (prompt done, next token) happens */
     uint32_t rng;
 } sslot;
@@ -164,7 +164,6 @@ static int sim_seq_start(backend *b, int slot, const int32_t *prompt, size_t n,
         keep = n - 1;
     memcpy(sl->tokens, prompt, n * sizeof *prompt);
     sl->n_cached = (uint32_t)n; /* the simulated cache is filled at once; timing is modelled */
-    sl->n_prompt = (uint32_t)n;
     sl->n_eval = (uint32_t)(n - keep);
     sl->rng = s->seed ? s->seed : 1u;
     sl->state = SSLOT_PROMPT;
@@ -225,7 +224,6 @@ static int sim_step(backend *b, backend_step_item *items, size_t cap, size_t *n_
 }
 
 const backend_ops backend_sim_ops = {
-    .kind = "simulated",
     .load = sim_load,
     .destroy = sim_destroy,
     .describe = sim_describe,

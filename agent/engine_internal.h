@@ -32,7 +32,7 @@ typedef struct ereq {
     /* Inference thread only. */
     int slot;
     textout out;
-    uint32_t n_prompt, n_eval, n_eval_done;
+    uint32_t n_prompt, n_eval_done;
     uint32_t n_gen, n_sent;
     uint64_t t_start_ns, t_prompt_ns, t_first_ns;
     int first_chunk_pushed;      /* its first chunk wakes the loop at once (time to first token) */

@@ -134,8 +134,8 @@ void uplink_rewind(uplink *u, uint64_t seen_ms)
 {
     /* The coordinator processed what we sent well before its last sign of life (one socket,
      * in order); what came after may be lost with it. Receivers drop what they already have. */
-    u->replay_from_ms = seen_ms > u->coord_hb_ms ? seen_ms - u->coord_hb_ms : 0;
-    outbox_rewind(u->outbox, u->replay_from_ms);
+    uint64_t replay_from_ms = seen_ms > u->coord_hb_ms ? seen_ms - u->coord_hb_ms : 0;
+    outbox_rewind(u->outbox, replay_from_ms);
 }
 
 static void on_retry(uv_timer_t *t) { connect_now(t->data); }

@@ -23,7 +23,6 @@ struct uplink {
     uint64_t last_seen_ms;      /* mono ms of the last message from the coordinator */
     uint64_t prev_seen_ms;      /* the one before it: when a message says the coordinator forgot us,
                                    frames sent since shortly before this may be lost */
-    uint64_t replay_from_ms;    /* frames sent after this are sent again after a reconnect */
     const char *want_reconnect; /* set in a socket callback; acted on by the next tick */
     int draining;
     uint64_t stop_deadline_ms;     /* while stopping: when to stop whatever still runs */
