@@ -103,12 +103,12 @@ static void on_register(coord *c, const Edgefleet__Register *rg, const char *use
     dispatch_run(c); /* a new agent takes queued work at once */
 }
 
-static void on_heartbeat(coord *c, agent_id_t id, const Edgefleet__Heartbeat *hb)
+static void on_heartbeat(coord *c, const registry_agent *a, const Edgefleet__Heartbeat *hb)
 {
+    agent_id_t id = a->id;
     if (hb->leaving) {
-        const registry_agent *a = registry_get(c->registry, id);
         char name[REGISTRY_NAME_MAX];
-        snprintf(name, sizeof name, "%s", a ? a->name : "?");
+        snprintf(name, sizeof name, "%s", a->name);
         log_info("agent %s left the fleet (it is stopping)", name);
         registry_remove(c->registry, id);
         dispatch_agent_gone(c, id, name, "it stopped");
@@ -128,9 +128,7 @@ static void on_heartbeat(coord *c, agent_id_t id, const Edgefleet__Heartbeat *hb
                           .draining = hb->draining};
     if (registry_heartbeat(c->registry, id, &load, clock_mono_ms()) != 0)
         return;
-    const registry_agent *a = registry_get(c->registry, id);
-    if (a)
-        telemetry_publish(c, a, hb);
+    telemetry_publish(c, a, hb); /* a heartbeat moves no entry: a is still this agent */
     dispatch_run(c);
 }
 
@@ -156,8 +154,7 @@ static void on_agent_envelope(coord *c, const envelope *env, const char *user_id
         on_register(c, env->agent_register, user_id, peer, len);
         return;
     }
-    agent_id_t id = registry_find_routing_id(c->registry, peer, len);
-    const registry_agent *a = registry_get(c->registry, id);
+    const registry_agent *a = registry_get_routing_id(c->registry, peer, len);
     if (!a) {
         on_unknown(c, env, peer, len);
         return;
@@ -167,19 +164,20 @@ static void on_agent_envelope(coord *c, const envelope *env, const char *user_id
                  a->key_id);
         return;
     }
-    registry_touch(c->registry, id, clock_mono_ms());
+    if (env->body_case != EDGEFLEET__ENVELOPE__BODY_HEARTBEAT) /* registry_heartbeat counts it */
+        registry_touch(c->registry, a->id, clock_mono_ms());
     switch (env->body_case) {
     case EDGEFLEET__ENVELOPE__BODY_HEARTBEAT:
-        on_heartbeat(c, id, env->heartbeat);
+        on_heartbeat(c, a, env->heartbeat);
         break;
     case EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK:
-        dispatch_agent_chunk(c, id, env->token_chunk);
+        dispatch_agent_chunk(c, a, env->token_chunk);
         break;
     case EDGEFLEET__ENVELOPE__BODY_DONE:
-        dispatch_agent_done(c, id, env->done);
+        dispatch_agent_done(c, a, env->done);
         break;
     case EDGEFLEET__ENVELOPE__BODY_ERROR:
-        dispatch_agent_error(c, id, env->error);
+        dispatch_agent_error(c, a, env->error);
         break;
     default:
         log_debug("agent %s: %s ignored", a->name, codec_body_name(env));

@@ -89,10 +89,11 @@ void dispatch_run(coord *c);
 void dispatch_cancel(coord *c, const uint8_t *request_id, const uint8_t *client, size_t client_len);
 /* An agent's registration ended (dead, replaced): fail its requests to their clients. */
 void dispatch_agent_gone(coord *c, agent_id_t agent, const char *agent_name, const char *why);
-/* Replies from an agent about a request. */
-void dispatch_agent_chunk(coord *c, agent_id_t agent, const Edgefleet__TokenChunk *tc);
-void dispatch_agent_done(coord *c, agent_id_t agent, const Edgefleet__Done *d);
-void dispatch_agent_error(coord *c, agent_id_t agent, const Edgefleet__Error *e);
+/* Replies from agent `a` (its registry entry, looked up once per message) about a request. They
+ * read `a` only before anything that may remove agents (dispatch_run). */
+void dispatch_agent_chunk(coord *c, const registry_agent *a, const Edgefleet__TokenChunk *tc);
+void dispatch_agent_done(coord *c, const registry_agent *a, const Edgefleet__Done *d);
+void dispatch_agent_error(coord *c, const registry_agent *a, const Edgefleet__Error *e);
 /* Fail the queued requests of models that no agent has served for the grace period. */
 void dispatch_fail_orphans(coord *c);
 /* Give every request back to its client as failed, for shutdown. */

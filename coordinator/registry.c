@@ -75,14 +75,21 @@ agent_id_t registry_find_name(const registry_t *self, const char *name)
     return AGENT_ID_NONE;
 }
 
-agent_id_t registry_find_routing_id(const registry_t *self, const uint8_t *routing_id, size_t len)
+const registry_agent *registry_get_routing_id(const registry_t *self, const uint8_t *routing_id,
+                                              size_t len)
 {
     for (size_t i = 0; routing_id && i < self->n; i++) {
         const registry_agent *a = &self->agents[i];
         if (a->routing_id_len == len && memcmp(a->routing_id, routing_id, len) == 0)
-            return a->id;
+            return a;
     }
-    return AGENT_ID_NONE;
+    return NULL;
+}
+
+agent_id_t registry_find_routing_id(const registry_t *self, const uint8_t *routing_id, size_t len)
+{
+    const registry_agent *a = registry_get_routing_id(self, routing_id, len);
+    return a ? a->id : AGENT_ID_NONE;
 }
 
 size_t registry_count(const registry_t *self) { return self->n; }

@@ -144,6 +144,8 @@ int registry_remove(registry_t *self, agent_id_t id);
 
 /* Lookups. Return NULL / AGENT_ID_NONE when not found. */
 const registry_agent *registry_get(const registry_t *self, agent_id_t id);
+const registry_agent *registry_get_routing_id(const registry_t *self, const uint8_t *routing_id,
+                                              size_t len);
 agent_id_t registry_find_routing_id(const registry_t *self, const uint8_t *routing_id, size_t len);
 agent_id_t registry_find_name(const registry_t *self, const char *name);
 

@@ -24,22 +24,16 @@ static sched_request *inflight_on(coord *c, agent_id_t agent, ProtobufCBinaryDat
     return NULL;
 }
 
-static const char *agent_name(coord *c, agent_id_t agent)
+void dispatch_agent_chunk(coord *c, const registry_agent *a, const Edgefleet__TokenChunk *tc)
 {
-    const registry_agent *a = registry_get(c->registry, agent);
-    return a ? a->name : "";
-}
-
-void dispatch_agent_chunk(coord *c, agent_id_t agent, const Edgefleet__TokenChunk *tc)
-{
-    sched_request *sr = inflight_on(c, agent, tc->request_id, "token chunk");
+    sched_request *sr = inflight_on(c, a->id, tc->request_id, "token chunk");
     if (!sr)
         return;
     flight *f = sr->payload;
     flight_add_tokens(f, tc->token_ids, tc->n_token_ids, tc->text ? strlen(tc->text) : 0);
     sr->tokens_streamed = f->tokens_sent;
     Edgefleet__TokenChunk out = *tc; /* shallow: borrowed fields, packed only */
-    out.agent_name = (char *)agent_name(c, agent);
+    out.agent_name = (char *)a->name;
     out.batch_index = f->request->batch_index;
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK;
@@ -49,18 +43,18 @@ void dispatch_agent_chunk(coord *c, agent_id_t agent, const Edgefleet__TokenChun
         char hex[33];
         log_info("request %s: client gone; cancelling it on agent %s",
                  codec_id_hex(tc->request_id, hex), out.agent_name);
-        agents_link_cancel(c, agent, tc->request_id); /* the client went away */
+        agents_link_cancel(c, a->id, tc->request_id); /* the client went away */
     }
 }
 
-void dispatch_agent_done(coord *c, agent_id_t agent, const Edgefleet__Done *d)
+void dispatch_agent_done(coord *c, const registry_agent *a, const Edgefleet__Done *d)
 {
-    sched_request *sr = inflight_on(c, agent, d->request_id, "done");
+    sched_request *sr = inflight_on(c, a->id, d->request_id, "done");
     if (!sr)
         return;
     flight *f = sr->payload;
     Edgefleet__Done out = *d;
-    out.agent_name = (char *)agent_name(c, agent);
+    out.agent_name = (char *)a->name;
     out.batch_index = f->request->batch_index;
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_DONE;
@@ -76,14 +70,14 @@ void dispatch_agent_done(coord *c, agent_id_t agent, const Edgefleet__Done *d)
     dispatch_run(c);
 }
 
-void dispatch_agent_error(coord *c, agent_id_t agent, const Edgefleet__Error *e)
+void dispatch_agent_error(coord *c, const registry_agent *a, const Edgefleet__Error *e)
 {
     if (e->request_id.len == 0) {
-        log_warn("agent %s: error %s: %s", agent_name(c, agent), ef_err_name(e->code),
+        log_warn("agent %s: error %s: %s", a->name, ef_err_name(e->code),
                  e->message ? e->message : "");
         return;
     }
-    sched_request *sr = inflight_on(c, agent, e->request_id, "error");
+    sched_request *sr = inflight_on(c, a->id, e->request_id, "error");
     if (!sr)
         return;
     flight *f = sr->payload;
@@ -91,8 +85,7 @@ void dispatch_agent_error(coord *c, agent_id_t agent, const Edgefleet__Error *e)
     codec_id_hex(e->request_id, hex);
     if (e->code == EF_EBUSY && f->tokens_sent == 0) {
         /* Our credit count and the agent's slots disagreed: wait for its next heartbeat. */
-        log_info("request %s: agent %s had no free slot; back in the queue", hex,
-                 agent_name(c, agent));
+        log_info("request %s: agent %s had no free slot; back in the queue", hex, a->name);
         scheduler_requeue(c->scheduler, sr->ticket, clock_mono_ms());
         return; /* not dispatch_run: that could bounce it straight back to the same agent */
     }
@@ -101,16 +94,15 @@ void dispatch_agent_error(coord *c, agent_id_t agent, const Edgefleet__Error *e)
          * anything, on the same socket), so the registry normally sends it elsewhere at once;
          * if the registry has not heard of the drain, it waits for the next event instead of
          * bouncing between us and the agent. */
-        log_info("request %s: agent %s is draining; back in the queue", hex, agent_name(c, agent));
+        log_info("request %s: agent %s is draining; back in the queue", hex, a->name);
         scheduler_requeue(c->scheduler, sr->ticket, clock_mono_ms());
-        const registry_agent *a = registry_get(c->registry, agent);
-        if (!a || registry_agent_draining(a))
+        if (registry_agent_draining(a))
             dispatch_run(c);
         return;
     }
     int code = e->code < 0 && e->code >= -1000 ? e->code : EF_EINTERNAL;
     uint32_t sent = e->tokens_sent > f->tokens_sent ? e->tokens_sent : f->tokens_sent;
-    log_warn("request %s failed on agent %s: %s: %s", hex, agent_name(c, agent), ef_err_name(code),
+    log_warn("request %s failed on agent %s: %s: %s", hex, a->name, ef_err_name(code),
              e->message ? e->message : "");
     scheduler_complete(c->scheduler, sr->ticket, false, NULL);
     flight_fail(c, &f, code, e->retry_after_ms, sent, e->message);
