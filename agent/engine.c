@@ -300,10 +300,8 @@ int engine_push_chunk(engine *e, ereq *r, const char *text, size_t len, const in
         return 0;
     engine_event *ev = NULL;
     int rc;
-    if (!r->first_chunk_pushed) {
-        r->first_chunk_pushed = 1;
-        e->events_urgent = 1;
-    }
+    if (!r->pending_chunk)
+        e->events_urgent = 1; /* r's first chunk */
     pthread_mutex_lock(&e->mu);
     if (r->pending_chunk && r->pending_gen == e->ev_gen) {
         /* Coalesce: the loop has not taken r's last chunk yet, so this one rides along. */

@@ -35,8 +35,9 @@ typedef struct ereq {
     uint32_t n_prompt, n_eval_done;
     uint32_t n_gen, n_sent;
     uint64_t t_start_ns, t_prompt_ns, t_first_ns;
-    int first_chunk_pushed;      /* its first chunk wakes the loop at once (time to first token) */
-    engine_event *pending_chunk; /* its chunk still in the out queue (valid if gen matches) */
+    /* Its chunk still in the out queue (valid if gen matches); NULL until its first chunk was
+     * queued, and that one wakes the loop at once (time to first token). */
+    engine_event *pending_chunk;
     uint64_t pending_gen;
     /* Under engine.mu. */
     struct ereq *next;      /* incoming queue */
