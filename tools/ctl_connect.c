@@ -48,6 +48,31 @@ int ctl_connect_option(ctl_connect_opts *o, int ch, const char *arg, const char 
     }
 }
 
+int ctl_connect_parse(int argc, char **argv, const char *optstring, int n_args, const char *cmd,
+                      ctl_connect_opts *co, int (*usage)(FILE *out, const char *cmd))
+{
+    static const struct option opts[] = {
+        {"help", no_argument, 0, 'h'}, CTL_CONNECT_LONGOPTS, {0, 0, 0, 0}};
+    ctl_connect_defaults(co);
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
+        int taken = ctl_connect_option(co, ch, optarg, cmd);
+        if (taken < 0)
+            return CTL_BAD_ARG;
+        if (taken)
+            continue;
+        if (ch == 'h') {
+            usage(stdout, cmd);
+            return CTL_OK;
+        }
+        return usage(stderr, cmd);
+    }
+    if (optind != argc - n_args)
+        return usage(stderr, cmd);
+    return -1;
+}
+
 ef_client_t *ctl_connect(const ctl_connect_opts *o, const char *cmd)
 {
     if (!o->server_key || !o->key) {

@@ -7,6 +7,7 @@
 #include "edgefleet.h"
 
 #include <getopt.h>
+#include <stdio.h>
 
 /* getopt_long codes of the common options; commands use codes below 256 for their own. */
 enum { CTL_OPT_COORDINATOR = 256, CTL_OPT_SERVER_KEY, CTL_OPT_KEY, CTL_OPT_TIMEOUT };
@@ -39,6 +40,14 @@ void ctl_connect_defaults(ctl_connect_opts *o);
 /* Take a common option (ch is its getopt code). Returns 1 when taken, 0 when ch is not one,
  * -1 on a bad value (message printed). */
 int ctl_connect_option(ctl_connect_opts *o, int ch, const char *arg, const char *cmd);
+
+/* Parse argv for a command whose only options are -h/--help and the common ones, and which
+ * takes exactly n_args arguments (left at argv[optind..] on return). co starts from
+ * ctl_connect_defaults. optstring is getopt's: "h", or "+h" to stop at the first argument.
+ * usage(out, cmd) prints the command's usage. Returns -1 to go on, else the exit code: CTL_OK
+ * after help on stdout, CTL_BAD_ARG after a message on stderr. */
+int ctl_connect_parse(int argc, char **argv, const char *optstring, int n_args, const char *cmd,
+                      ctl_connect_opts *co, int (*usage)(FILE *out, const char *cmd));
 
 /* Make the client. NULL with a message on stderr ("cmd: ..."). */
 ef_client_t *ctl_connect(const ctl_connect_opts *o, const char *cmd);

@@ -6,9 +6,9 @@
 
 #include <string.h>
 
-static int status_usage(FILE *out)
+static int status_usage(FILE *out, const char *cmd)
 {
-    fprintf(out, "usage: edgefleetctl status [options]\n" CTL_CONNECT_USAGE);
+    fprintf(out, "usage: edgefleetctl %s [options]\n" CTL_CONNECT_USAGE, cmd);
     return CTL_BAD_ARG;
 }
 
@@ -48,31 +48,15 @@ static void print_queues(const ef_fleet_status *st)
 
 int ctl_status(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, 0, 'h'}, CTL_CONNECT_LONGOPTS, {0, 0, 0, 0}};
     ctl_connect_opts co;
-    ctl_connect_defaults(&co);
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        int taken = ctl_connect_option(&co, ch, optarg, "status");
-        if (taken < 0)
-            return CTL_BAD_ARG;
-        if (taken)
-            continue;
-        if (ch == 'h') {
-            status_usage(stdout);
-            return CTL_OK;
-        }
-        return status_usage(stderr);
-    }
-    if (optind != argc)
-        return status_usage(stderr);
+    int rc = ctl_connect_parse(argc, argv, "+h", 0, "status", &co, status_usage);
+    if (rc >= 0)
+        return rc;
     ef_client_t *client = ctl_connect(&co, "status");
     if (!client)
         return CTL_BAD_ARG;
     ef_fleet_status *st = NULL;
-    int rc = ef_client_status(client, &st);
+    rc = ef_client_status(client, &st);
     if (rc == 0) {
         print_agents(st);
         print_queues(st);
