@@ -261,31 +261,16 @@ bool engine_idle(engine *e)
     return idle;
 }
 
-/* Make *buf hold at least need elements of elem bytes, doubling its capacity *cap. */
-static int grow(void **buf, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 64;
-    while (n < need)
-        n *= 2;
-    void *p = realloc(*buf, n * elem);
-    if (!p)
-        return EF_ENOMEM;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
 static int append(engine_event *ev, const char *text, size_t len, const int32_t *tokens, size_t n)
 {
-    if (grow((void **)&ev->text, &ev->text_cap, ev->text_len + len + 1, 1) != 0)
+    if (textout_grow((void **)&ev->text, &ev->text_cap, ev->text_len + len + 1, 1) != 0)
         return EF_ENOMEM;
     memcpy(ev->text + ev->text_len, text, len);
     ev->text_len += len;
     ev->text[ev->text_len] = '\0';
     if (n) {
-        if (grow((void **)&ev->tokens, &ev->tokens_cap, ev->n_tokens + n, sizeof *tokens) != 0)
+        if (textout_grow((void **)&ev->tokens, &ev->tokens_cap, ev->n_tokens + n, sizeof *tokens) !=
+            0)
             return EF_ENOMEM;
         memcpy(ev->tokens + ev->n_tokens, tokens, n * sizeof *tokens);
         ev->n_tokens += n;

@@ -36,7 +36,7 @@ void textout_release_clear(textout_release *r)
         r->text[0] = '\0';
 }
 
-static int grow(void **buf, size_t *cap, size_t need, size_t elem)
+int textout_grow(void **buf, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
@@ -55,7 +55,7 @@ int textout_push(textout *t, int32_t token, const char *piece, size_t len)
 {
     if (t->stopped)
         return 0;
-    if (grow((void **)&t->text, &t->cap, t->len + len + 1, 1) != 0)
+    if (textout_grow((void **)&t->text, &t->cap, t->len + len + 1, 1) != 0)
         return EF_ENOMEM;
     if (t->n == t->n_cap) {
         /* tokens and ends share n_cap: it grows only once both have the new size. */
@@ -130,8 +130,8 @@ static long find_stop(const textout *t)
 
 static int release(textout *t, textout_release *r, size_t n_tokens, size_t n_text)
 {
-    if (grow((void **)&r->text, &r->cap, r->len + n_text + 1, 1) != 0 ||
-        grow((void **)&r->tokens, &r->n_cap, r->n + n_tokens + 1, sizeof *r->tokens) != 0)
+    if (textout_grow((void **)&r->text, &r->cap, r->len + n_text + 1, 1) != 0 ||
+        textout_grow((void **)&r->tokens, &r->n_cap, r->n + n_tokens + 1, sizeof *r->tokens) != 0)
         return EF_ENOMEM;
     /* Held buffers are NULL until the first push: copy and shift only what exists. */
     if (n_text) {
