@@ -48,7 +48,8 @@ extern "C" {
     XX(EINTERNAL, -24, "internal error")                      \
     XX(EDRAINING, -25, "agent is draining")                   \
     XX(ETOKENIZE, -26, "prompt could not be tokenized")       \
-    XX(EDENIED, -27, "not allowed for this key")
+    XX(EDENIED, -27, "not allowed for this key")              \
+    XX(EPARTIAL, -28, "some items of the batch failed")
 
 typedef enum {
     EF_OK = 0,
