@@ -215,3 +215,29 @@ int keys_allowlist_find(const char *dir, const unsigned char key[32], char *name
     closedir(d);
     return found;
 }
+
+int keys_allowlist_each(const char *dir, keys_allowlist_fn fn, void *user)
+{
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d)
+        return 0;
+    int n_keys = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n <= 4 || strcmp(e->d_name + n - 4, ".pub") != 0 || e->d_name[0] == '.' ||
+            !name_is_valid(e->d_name, n - 4))
+            continue;
+        char path[4096], z85[KEYS_Z85_LEN + 1], name[KEY_NAME_MAX + 1];
+        uint8_t bin[32];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path ||
+            keys_load_public(path, z85, NULL) != 0 || !zmq_z85_decode(bin, z85))
+            continue;
+        snprintf(name, sizeof name, "%.*s", (int)(n - 4), e->d_name);
+        n_keys++;
+        if (fn(name, bin, user) != 0)
+            break;
+    }
+    closedir(d);
+    return n_keys;
+}

@@ -35,4 +35,10 @@ int keys_load_public(const char *path, char out[KEYS_Z85_LEN + 1], ef_errmsg *em
 int keys_allowlist_find(const char *dir, const unsigned char key[32], char *name_out,
                         size_t name_cap);
 
+/* Call fn(name, key, user) for every NAME.pub in dir that holds one valid key (the same files
+ * keys_allowlist_find admits), until fn returns nonzero. Returns how many keys were passed;
+ * 0 when the directory is unreadable. */
+typedef int (*keys_allowlist_fn)(const char *name, const unsigned char key[32], void *user);
+int keys_allowlist_each(const char *dir, keys_allowlist_fn fn, void *user);
+
 #endif

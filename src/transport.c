@@ -1,18 +1,20 @@
 /* ZeroMQ transport: one zmq context per transport, CURVE on every socket, and an RFC 27 ZAP
- * handler (a REP socket on inproc://zeromq.zap.01 in that context) that admits a client only if
- * its public key is a .pub file in an allowlist directory registered for the socket's domain.
- * Every socket, the ZAP handler included, is a tsock polled on the transport's libuv loop, and
- * everything here runs on that loop's thread. */
-#include "transport.h"
+ * handler (a REP socket on inproc://zeromq.zap.01 in that context) that answers with zap.c's
+ * decision. Every socket, the ZAP handler and the monitors included, is a tsock polled on the
+ * transport's libuv loop, and everything here runs on that loop's thread. Monitors live in
+ * transport_monitor.c. */
+#include "transport_internal.h"
 
 #include "log.h"
 
+#include <sodium.h>
+
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* ZMQ_ZAP_ENFORCE_DOMAIN sits in zmq.h's draft section in libzmq 4.3.4, yet the library accepts
  * and honours it without the draft API (checked: with it set, a CURVE server whose context has
@@ -64,42 +66,18 @@
 #define TSOCK_HEARTBEAT_IVL_MS     2000
 #define TSOCK_HEARTBEAT_TIMEOUT_MS 6000
 
-typedef struct {
-    char *domain;
-    char *dir;
-    char *label; /* basename of dir: the "operators" in User-Id "operators/alice" */
-} allow_entry;
+/* libzmq checks ZMQ_MAXMSGSIZE against the frame as it travels, which under CURVE is the
+ * payload plus its box (33 bytes), and it drops the whole connection for a frame over the limit,
+ * silently. So libzmq gets this much more than the limit we send and accept: every frame a peer
+ * of ours may send arrives, and one over our limit is dropped here, alone and with a log line,
+ * instead of costing the link (and every other request on it). */
+#define TRANSPORT_FRAME_SLACK (64u * 1024u)
 
-struct transport {
-    uv_loop_t *loop;
-    void *ctx;
-    tsock *zap;     /* the ZAP handler's REP socket */
-    tsock *sockets; /* every open tsock (the ZAP handler included), newest first */
-    allow_entry *allow;
-    size_t n_allow;
-};
-
-struct tsock {
-    transport *t;
-    void *zsock;
-    int type;
-    size_t max_frames;
-    size_t max_msg_size;
-    tsock_recv_fn on_recv;
-    void *user;
-    uv_poll_t poll;       /* ZMQ_FD readable: something happened, check ZMQ_EVENTS */
-    uv_prepare_t prepare; /* re-check ZMQ_EVENTS before the loop blocks: a send can eat the edge */
-    uv_idle_t idle;       /* running only while a drain batch left messages behind */
-    int handles_open;     /* close callbacks still to come; memory freed at 0 */
-    int closing;
-    tsock *prev, *next;
-    char endpoint[128]; /* for log lines */
-    /* Bound sockets: a PAIR socket receiving this socket's handshake failures (monitor), and
-     * for the PAIR itself the socket it watches (owner). */
-    tsock *monitor, *owner;
-    uint64_t refused_logged_ms; /* last "refused" line: at most one per second per socket */
-    uint32_t refused_quiet;     /* refusals not logged since */
-};
+/* Log lines a peer can trigger (refused handshakes, oversized frames): one per second per key,
+ * at most TRANSPORT_LOG_LINES a second in all. */
+#define TRANSPORT_LOG_INTERVAL_MS 1000
+#define TRANSPORT_LOG_KEYS        64
+#define TRANSPORT_LOG_LINES       10
 
 /* ---- errors ---------------------------------------------------------------------------------- */
 
@@ -118,7 +96,8 @@ static int set_int(void *zsock, int option, int value)
 
 static int configure_limits(void *zsock, size_t max_msg_size, int sndhwm, int rcvhwm)
 {
-    int64_t max = (int64_t)(max_msg_size ? max_msg_size : CODEC_MAX_FRAME_DEFAULT);
+    int64_t max =
+        (int64_t)(max_msg_size ? max_msg_size : CODEC_MAX_FRAME_DEFAULT) + TRANSPORT_FRAME_SLACK;
     int type = 0;
     size_t type_len = sizeof type;
     if (zmq_setsockopt(zsock, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0 ||
@@ -182,6 +161,28 @@ static void on_handle_closed(uv_handle_t *h)
         free(s);
 }
 
+/* A warning about what one peer sent, at most one line per peer and interval (with how many
+ * were held back). The peer is named by its User-Id when the frame has one. */
+static void log_peer(tsock *s, zmq_msg_t *frame, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void log_peer(tsock *s, zmq_msg_t *frame, const char *fmt, ...)
+{
+    const char *uid = frame ? zmq_msg_gets(frame, "User-Id") : NULL;
+    char key[RATELIMIT_KEY_MAX];
+    snprintf(key, sizeof key, "%.40s %.80s", s->endpoint, uid ? uid : "?");
+    uint32_t held = 0;
+    if (!ratelimit_check(s->t->rl, key, uv_now(s->t->loop), &held))
+        return;
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    log_warn("%s: peer %s: %s%s", s->endpoint, uid && *uid ? uid : "(unknown key)", what,
+             held ? " (and more since the last such line)" : "");
+}
+
 /* Receive one whole multipart message and hand it to on_recv. Returns 1 if a message was
  * taken off the socket (delivered or dropped), 0 if none was ready. */
 static int recv_one(tsock *s)
@@ -205,8 +206,12 @@ static int recv_one(tsock *s)
             n++;
     }
     if (total > n)
-        log_warn("%s: dropped a %zu-frame message (limit %zu frames)", s->endpoint, total,
-                 s->max_frames);
+        log_peer(s, n ? &frames[n - 1] : NULL, "dropped a %zu-frame message (limit %zu frames)",
+                 total, s->max_frames);
+    else if (n > 0 && zmq_msg_size(&frames[n - 1]) > s->max_msg_size && s->owner == NULL &&
+             s != s->t->zap)
+        log_peer(s, &frames[n - 1], "dropped a %zu-byte frame (limit %zu bytes)",
+                 zmq_msg_size(&frames[n - 1]), s->max_msg_size);
     else if (n > 0 && s->on_recv)
         s->on_recv(s, frames, n, s->user);
     for (size_t i = 0; i < n; i++)
@@ -265,8 +270,8 @@ static void recheck_after_send(tsock *s)
 
 /* Put an already configured zmq socket on t's loop. On failure the socket is left to the
  * caller. */
-static tsock *attach(transport *t, void *zsock, const char *endpoint, size_t max_frames,
-                     ef_errmsg *em)
+tsock *transport_attach(transport *t, void *zsock, const char *endpoint, size_t max_frames,
+                        ef_errmsg *em)
 {
     zmq_fd_t fd;
     size_t fd_len = sizeof fd;
@@ -296,6 +301,7 @@ static tsock *attach(transport *t, void *zsock, const char *endpoint, size_t max
     s->zsock = zsock;
     s->type = type;
     s->max_frames = max_frames;
+    s->max_msg_size = SIZE_MAX; /* helper sockets; tsock_new sets the real limit */
     snprintf(s->endpoint, sizeof s->endpoint, "%s", endpoint);
     uv_poll_start(&s->poll, UV_READABLE, on_poll);
     uv_prepare_start(&s->prepare, on_prepare);
@@ -308,14 +314,14 @@ static tsock *attach(transport *t, void *zsock, const char *endpoint, size_t max
 
 /* Stop polling before the fd goes away, then close the zmq socket; memory goes in the uv close
  * callbacks. */
-static void tsock_close(tsock *s)
+void transport_close_sock(tsock *s)
 {
     if (s->closing)
         return;
     s->closing = 1;
     if (s->monitor) { /* stop the events first: the monitor's callback points at us */
         zmq_socket_monitor(s->zsock, NULL, 0);
-        tsock_close(s->monitor);
+        transport_close_sock(s->monitor);
     }
     if (s->owner)
         s->owner->monitor = NULL;
@@ -332,155 +338,43 @@ static void tsock_close(tsock *s)
     s->zsock = NULL;
 }
 
-/* ---- refused handshakes --------------------------------------------------------------------- */
-
-/* libzmq refuses a peer that speaks the NULL mechanism (plaintext) or garbles the CURVE
- * handshake before the ZAP handler is ever asked, so without a monitor an operator would never
- * see a misconfigured board knocking. Refused keys are logged by the ZAP handler instead. */
-static const char *handshake_problem(uint32_t value)
+void transport_unref(tsock *s)
 {
-    switch (value) {
-    case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-        return "the peer does not speak CURVE (plaintext or another mechanism)";
-    case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
-        return "CURVE handshake did not decrypt (the peer has a wrong server key?)";
-    default: /* ZMTP_MALFORMED_COMMAND_* are 0x10000011..0x10000017 */
-        return (value & ~0xfu) == 0x10000010u ? "malformed handshake" : "handshake protocol error";
-    }
-}
-
-static void on_monitor_event(tsock *m, zmq_msg_t *f, size_t n, void *user)
-{
-    (void)user;
-    tsock *s = m->owner;
-    if (!s || n < 1 || zmq_msg_size(&f[0]) < 6)
-        return;
-    uint16_t event;
-    uint32_t value;
-    memcpy(&event, zmq_msg_data(&f[0]), sizeof event);
-    memcpy(&value, (const uint8_t *)zmq_msg_data(&f[0]) + 2, sizeof value);
-    char why[160];
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
-        snprintf(why, sizeof why, "%s", handshake_problem(value));
-    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-        /* The peer hung up first: a NULL-mechanism client that saw our CURVE greeting does,
-         * and so does a port probe; which one it was, libzmq does not say. */
-        snprintf(why, sizeof why,
-                 "closed mid-handshake (%s): a peer not speaking CURVE, or a probe",
-                 zmq_strerror((int)value));
-    else
-        return;
-    uint64_t now = uv_now(s->t->loop);
-    if (s->refused_logged_ms && now - s->refused_logged_ms < 1000) {
-        s->refused_quiet++;
-        return;
-    }
-    if (s->refused_quiet)
-        log_warn("%s: a connection failed the CURVE handshake: %s (and %u more since the last "
-                 "such line)",
-                 s->endpoint, why, s->refused_quiet);
-    else
-        log_warn("%s: a connection failed the CURVE handshake: %s", s->endpoint, why);
-    s->refused_logged_ms = now ? now : 1;
-    s->refused_quiet = 0;
-}
-
-/* Watch bound socket s for failed handshakes. Failure only costs the log lines. */
-static void start_monitor(transport *t, tsock *s)
-{
-    char ep[64];
-    snprintf(ep, sizeof ep, "inproc://ef-monitor-%p", (void *)s);
-    if (zmq_socket_monitor(s->zsock, ep,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
-        return;
-    void *pair = zmq_socket(t->ctx, ZMQ_PAIR);
-    ef_errmsg em = {{0}};
-    if (!pair || set_int(pair, ZMQ_LINGER, 0) != 0 || zmq_connect(pair, ep) != 0 ||
-        !(s->monitor = attach(t, pair, ep, 2, &em))) {
-        log_warn("%s: no monitor for refused handshakes: %s", s->endpoint,
-                 em.msg[0] ? em.msg : zmq_strerror(zmq_errno()));
-        if (pair)
-            zmq_close(pair);
-        zmq_socket_monitor(s->zsock, NULL, 0);
-        return;
-    }
-    s->monitor->owner = s;
-    s->monitor->on_recv = on_monitor_event;
-    /* Like the ZAP handler: watching alone should not keep uv_run from returning. */
-    uv_unref((uv_handle_t *)&s->monitor->poll);
-    uv_unref((uv_handle_t *)&s->monitor->prepare);
-    uv_unref((uv_handle_t *)&s->monitor->idle);
+    uv_unref((uv_handle_t *)&s->poll);
+    uv_unref((uv_handle_t *)&s->prepare);
+    uv_unref((uv_handle_t *)&s->idle);
 }
 
 /* ---- ZAP handler (RFC 27) -------------------------------------------------------------------- */
-
-/* Frame as a printable C string for logs and comparisons (non-printables become '?'). */
-static void frame_text(const zmq_msg_t *m, char *out, size_t cap)
-{
-    size_t n = zmq_msg_size((zmq_msg_t *)m);
-    const unsigned char *p = zmq_msg_data((zmq_msg_t *)m);
-    if (n > cap - 1)
-        n = cap - 1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
-    out[n] = '\0';
-}
-
-/* 1 and User-Id "<dir basename>/<key name>" when key is in an allowlist dir of domain. The
- * directories are read now, so a removed .pub revokes at the next connection. */
-static int zap_lookup(const transport *t, const char *domain, const unsigned char key[32],
-                      char *user_id, size_t cap)
-{
-    for (size_t i = 0; i < t->n_allow; i++) {
-        char name[128];
-        if (strcmp(t->allow[i].domain, domain) == 0 &&
-            keys_allowlist_find(t->allow[i].dir, key, name, sizeof name)) {
-            snprintf(user_id, cap, "%s/%s", t->allow[i].label, name);
-            return 1;
-        }
-    }
-    return 0;
-}
 
 /* Request frames: version, request id, domain, address, routing id, mechanism, credentials...
  * Reply frames: version, request id, status code, status text, user id, metadata. The REP
  * socket must answer every request, so malformed ones get 500 rather than silence. */
 static void zap_on_request(tsock *s, zmq_msg_t *f, size_t n, void *user)
 {
-    const transport *t = user;
-    char version[8] = "", domain[256] = "", address[64] = "", mechanism[16] = "";
-    char user_id[256] = "", client[KEYS_Z85_LEN + 1] = "-";
-    const char *status = "500", *text = "malformed ZAP request";
-    if (n >= 6) {
-        frame_text(&f[0], version, sizeof version);
-        frame_text(&f[2], domain, sizeof domain);
-        frame_text(&f[3], address, sizeof address);
-        frame_text(&f[5], mechanism, sizeof mechanism);
-    }
-    if (n >= 6 && strcmp(version, "1.0") == 0) {
-        int curve = strcmp(mechanism, "CURVE") == 0 && n == 7 && zmq_msg_size(&f[6]) == 32;
-        const unsigned char *key = curve ? zmq_msg_data(&f[6]) : NULL;
-        if (curve)
-            zmq_z85_encode(client, key, 32); /* a public key: fine to log, helps provisioning */
-        if (curve && zap_lookup(t, domain, key, user_id, sizeof user_id)) {
-            status = "200";
-            text = "OK";
-        } else {
-            status = "400";
-            text = curve ? "key not in allowlist" : "CURVE required";
-            log_warn("refused connection on domain \"%s\" from %s: %s (mechanism %s, key %s)",
-                     domain, address, text, mechanism, client);
-        }
-    }
+    transport *t = user;
+    zap_frame frames[ZAP_MAX_FRAMES] = {{0}};
+    for (size_t i = 0; i < n && i < ZAP_MAX_FRAMES; i++)
+        frames[i] = (zap_frame){zmq_msg_data(&f[i]), zmq_msg_size(&f[i])};
+    zap_verdict v;
+    zap_decide(t->allow, frames, n, &v);
+    uint32_t held = 0;
+    char rl_key[96];
+    snprintf(rl_key, sizeof rl_key, "zap %s", v.domain);
+    if (v.refused && ratelimit_check(t->rl, rl_key, uv_now(t->loop), &held))
+        log_warn("refused connection on domain \"%s\" from %s: %s (mechanism %s, key %s)%s%u%s",
+                 v.domain, v.address, v.text, v.mechanism, v.key_z85[0] ? v.key_z85 : "-",
+                 held ? "; " : "", held, held ? " more refused since the last such line" : "");
+    uint8_t meta[64];
+    size_t meta_len = zap_metadata(&v, meta, sizeof meta);
     const void *request_id = n >= 2 ? zmq_msg_data(&f[1]) : "";
     size_t request_id_len = n >= 2 ? zmq_msg_size(&f[1]) : 0;
     if (zmq_send(s->zsock, "1.0", 3, ZMQ_SNDMORE) < 0 ||
         zmq_send(s->zsock, request_id, request_id_len, ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zsock, status, 3, ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zsock, text, strlen(text), ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zsock, user_id, strlen(user_id), ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zsock, "", 0, 0) < 0)
+        zmq_send(s->zsock, v.status, 3, ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zsock, v.text, strlen(v.text), ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zsock, v.user_id, strlen(v.user_id), ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zsock, meta, meta_len, 0) < 0)
         log_error("ZAP reply: %s", zmq_strerror(zmq_errno()));
 }
 
@@ -494,18 +388,17 @@ transport *transport_new(uv_loop_t *loop)
     if (!t)
         return NULL;
     t->loop = loop;
-    t->ctx = zmq_ctx_new();
+    t->allow = zap_allow_new();
+    t->rl = ratelimit_new(TRANSPORT_LOG_INTERVAL_MS, TRANSPORT_LOG_KEYS, TRANSPORT_LOG_LINES);
+    t->ctx = t->allow && t->rl ? zmq_ctx_new() : NULL;
     void *rep = t->ctx ? zmq_socket(t->ctx, ZMQ_REP) : NULL;
     ef_errmsg em = {{0}};
     if (!rep || set_int(rep, ZMQ_LINGER, 0) != 0 || zmq_bind(rep, ZAP_ENDPOINT) != 0) {
         log_error("ZAP handler %s: %s", ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
-    } else if ((t->zap = attach(t, rep, ZAP_ENDPOINT, ZAP_MAX_FRAMES, &em)) != NULL) {
+    } else if ((t->zap = transport_attach(t, rep, ZAP_ENDPOINT, ZAP_MAX_FRAMES, &em)) != NULL) {
         t->zap->on_recv = zap_on_request;
         t->zap->user = t;
-        /* The handler serves bound sockets; alone it should not keep uv_run from returning. */
-        uv_unref((uv_handle_t *)&t->zap->poll);
-        uv_unref((uv_handle_t *)&t->zap->prepare);
-        uv_unref((uv_handle_t *)&t->zap->idle);
+        transport_unref(t->zap); /* it serves bound sockets; alone it keeps nothing running */
         return t;
     } else {
         log_error("%s", em.msg);
@@ -514,6 +407,8 @@ transport *transport_new(uv_loop_t *loop)
         zmq_close(rep);
     if (t->ctx)
         zmq_ctx_term(t->ctx);
+    zap_allow_destroy(&t->allow);
+    ratelimit_destroy(&t->rl);
     free(t);
     return NULL;
 }
@@ -524,54 +419,21 @@ void transport_destroy(transport **t_p)
         return;
     transport *t = *t_p;
     while (t->sockets)
-        tsock_close(t->sockets);
+        transport_close_sock(t->sockets);
     while (zmq_ctx_term(t->ctx) != 0 && zmq_errno() == EINTR) {
     }
-    for (size_t i = 0; i < t->n_allow; i++) {
-        free(t->allow[i].domain);
-        free(t->allow[i].dir);
-        free(t->allow[i].label);
-    }
-    free(t->allow);
+    zap_allow_destroy(&t->allow);
+    ratelimit_destroy(&t->rl);
     free(t);
     *t_p = NULL;
 }
 
-/* Last path component of dir, trailing slashes ignored ("allow/operators/" -> "operators"). */
-static char *dir_label(const char *dir)
-{
-    size_t end = strlen(dir);
-    while (end > 1 && dir[end - 1] == '/')
-        end--;
-    size_t start = end;
-    while (start > 0 && dir[start - 1] != '/')
-        start--;
-    return strndup(dir + start, end - start);
-}
-
 int transport_allow_dir(transport *t, const char *zap_domain, const char *dir)
 {
-    if (!t || !zap_domain || !*zap_domain || !dir || !*dir)
-        return EF_EINVAL;
-    allow_entry *grown = realloc(t->allow, (t->n_allow + 1) * sizeof *grown);
-    if (!grown)
-        return EF_ENOMEM;
-    t->allow = grown;
-    allow_entry e = {strdup(zap_domain), strdup(dir), dir_label(dir)};
-    if (!e.domain || !e.dir || !e.label) {
-        free(e.domain);
-        free(e.dir);
-        free(e.label);
-        return EF_ENOMEM;
-    }
-    t->allow[t->n_allow++] = e;
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        log_warn("allowlist %s for domain \"%s\" is not a directory (yet): nobody is admitted "
-                 "from it",
-                 dir, zap_domain);
-    return 0;
+    return t ? zap_allow_add(t->allow, zap_domain, dir) : EF_EINVAL;
 }
+
+const zap_allow *transport_allowlists(const transport *t) { return t ? t->allow : NULL; }
 
 /* ---- sockets --------------------------------------------------------------------------------- */
 
@@ -627,7 +489,7 @@ tsock *tsock_new(transport *t, const tsock_params *p, ef_errmsg *em)
         if ((p->bind ? zmq_bind(z, p->endpoint) : zmq_connect(z, p->endpoint)) != 0)
             zmq_fail(em, p->bind ? "bind" : "connect", p->endpoint);
         else
-            s = attach(t, z, p->endpoint, TSOCK_MAX_FRAMES, em);
+            s = transport_attach(t, z, p->endpoint, TSOCK_MAX_FRAMES, em);
     }
     if (!s) {
         set_int(z, ZMQ_LINGER, 0);
@@ -635,10 +497,12 @@ tsock *tsock_new(transport *t, const tsock_params *p, ef_errmsg *em)
         return NULL;
     }
     s->on_recv = p->on_recv;
+    s->on_event = p->on_event;
     s->user = p->user;
+    s->bound = p->bind != 0;
     s->max_msg_size = p->max_msg_size ? p->max_msg_size : CODEC_MAX_FRAME_DEFAULT;
-    if (p->bind)
-        start_monitor(t, s);
+    if (p->bind || p->on_event)
+        transport_monitor_start(t, s);
     return s;
 }
 
@@ -646,7 +510,7 @@ void tsock_destroy(tsock **s_p)
 {
     if (!s_p || !*s_p)
         return;
-    tsock_close(*s_p);
+    transport_close_sock(*s_p);
     *s_p = NULL;
 }
 
@@ -666,8 +530,19 @@ int tsock_send(tsock *s, const void *peer_id, size_t peer_len, const void *buf, 
 {
     if (!s || s->closing || (!buf && len > 0))
         return EF_EINVAL;
-    if (len > s->max_msg_size)
-        return EF_ETOOBIG; /* the peer would drop the connection over it */
+    if (len > s->max_msg_size) { /* the peer would refuse it */
+        char hex[2 * 32 + 1] = "";
+        if (peer_id && s->type == ZMQ_ROUTER)
+            sodium_bin2hex(hex, sizeof hex, peer_id, peer_len < 32 ? peer_len : 32);
+        char key[RATELIMIT_KEY_MAX];
+        snprintf(key, sizeof key, "send %.40s %.64s", s->endpoint, hex);
+        uint32_t held = 0;
+        if (ratelimit_check(s->t->rl, key, uv_now(s->t->loop), &held))
+            log_warn("%s: a %zu-byte frame to peer %s not sent: over the %zu-byte limit (%u "
+                     "more since the last such line)",
+                     s->endpoint, len, hex[0] ? hex : "-", s->max_msg_size, held);
+        return EF_ETOOBIG;
+    }
     /* A multipart message is queued atomically: once the first frame is accepted, the
      * last one cannot fail for want of room. */
     if (s->type == ZMQ_ROUTER || (s->type == ZMQ_PUB && peer_id)) {
@@ -703,3 +578,5 @@ int tsock_subscribe(tsock *s, const char *prefix)
 }
 
 void *tsock_zmq(tsock *s) { return s && !s->closing ? s->zsock : NULL; }
+
+size_t tsock_max_msg_size(const tsock *s) { return s ? s->max_msg_size : 0; }

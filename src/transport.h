@@ -13,6 +13,8 @@
 #include "keys.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 #include <zmq.h>
 
@@ -25,6 +27,11 @@ typedef struct tsock tsock;         /* one ZeroMQ socket on that loop */
  * are valid only during the call; the callback may destroy s or send on any socket. */
 typedef void (*tsock_recv_fn)(tsock *s, zmq_msg_t *frames, size_t n_frames, void *user);
 
+/* A connection event from the socket's ZeroMQ monitor: event is a ZMQ_EVENT_* (CONNECTED,
+ * CONNECT_RETRIED, HANDSHAKE_SUCCEEDED, HANDSHAKE_FAILED_*, DISCONNECTED, ACCEPTED), value its
+ * number (an fd, a protocol error, a ZAP status). tsock_event_text says it in words. */
+typedef void (*tsock_event_fn)(tsock *s, uint16_t event, uint32_t value, void *user);
+
 typedef struct {
     int type;                  /* ZMQ_ROUTER, ZMQ_DEALER, ZMQ_PUB or ZMQ_SUB */
     const char *endpoint;      /* "tcp://127.0.0.1:7700" */
@@ -33,10 +40,14 @@ typedef struct {
     const char *server_public; /* connect: the server's Z85 public key */
     const char *zap_domain;    /* bind: allowlist domain given to transport_allow_dir */
     const char *routing_id;    /* DEALER: identity the ROUTER sees (NULL = random) */
-    size_t max_msg_size;       /* 0 = CODEC_MAX_FRAME_DEFAULT */
+    size_t max_msg_size;       /* largest frame sent or accepted; 0 = CODEC_MAX_FRAME_DEFAULT.
+                                  Larger ones are refused (send) or dropped (receive) with a
+                                  rate-limited log line; the link stays up */
     int sndhwm;                /* 0 = default (see transport.c) */
     int rcvhwm;                /* 0 = default */
     tsock_recv_fn on_recv;     /* may be NULL for PUB */
+    tsock_event_fn on_event;   /* connection events; NULL = none (bound sockets still log
+                                  refused handshakes) */
     void *user;
 } tsock_params;
 
@@ -50,10 +61,15 @@ void transport_destroy(transport **t_p);
 
 /* Admit peers whose public keys are .pub files in dir on sockets bound with zap_domain. May be
  * called several times per domain (e.g. allow/clients and allow/operators for "clients"). The
- * directory is read at every new connection: removing a file revokes that key for the next
- * connection, with no restart (live connections stay up). A dir that does not exist yet is
- * accepted with a warning. Returns 0, EF_EINVAL, EF_ENOMEM. */
+ * directory is read at every new connection: removing a file refuses that key's next connection
+ * with no restart; live connections are the caller's to check (zap_snapshot_new over
+ * transport_allowlists) and cut (tsock_conn_cut). A dir that does not exist yet is accepted
+ * with a warning. Returns 0, EF_EINVAL, EF_ENOMEM. Each admitted connection's messages carry
+ * its User-Id and, as metadata ZAP_PROPERTY_KEY, its Z85 public key (tsock_peer_of). */
 int transport_allow_dir(transport *t, const char *zap_domain, const char *dir);
+/* The allowlists given to transport_allow_dir (valid for the transport's life). */
+typedef struct zap_allow zap_allow;
+const zap_allow *transport_allowlists(const transport *t);
 
 /* Open, configure (CURVE, limits, linger, HWM, reconnect), bind or connect, and start polling.
  * NULL on failure with em saying why (bad endpoint, address in use, bad key). */
@@ -77,6 +93,36 @@ int tsock_subscribe(tsock *s, const char *prefix);
 
 /* The raw libzmq socket, for tests and socket monitors. Do not close it. NULL once destroyed. */
 void *tsock_zmq(tsock *s);
+/* The socket's frame limit (tsock_params.max_msg_size, defaulted). */
+size_t tsock_max_msg_size(const tsock *s);
+
+/* A monitor event in words ("nothing answers (TCP connect failed, retrying)"). Returns buf. */
+const char *tsock_event_text(uint16_t event, uint32_t value, char *buf, size_t cap);
+
+/* Who sent a message on a bound socket, from any of its frames: the ZAP User-Id
+ * ("clients/alice", "" when none), the Z85 public key ("" when none), and the fd of its TCP
+ * connection (-1 when unknown). The strings are valid while the frame is. */
+typedef struct {
+    const char *user_id;
+    const char *key;
+    int fd;
+} tsock_peer;
+void tsock_peer_of(zmq_msg_t *frame, tsock_peer *out);
+
+/* One TCP connection as seen at a moment: its fd and both ends' addresses, so that it can be
+ * recognised (and only it) later even though fds are reused. */
+typedef struct {
+    int fd;
+    struct sockaddr_storage local, remote;
+    socklen_t local_len, remote_len;
+} tsock_conn;
+/* Record what fd carries now. 0, or EF_ENOENT (not a connected socket). */
+int tsock_conn_capture(int fd, tsock_conn *out);
+/* 1 while c->fd still carries the recorded connection. */
+int tsock_conn_same(const tsock_conn *c);
+/* End the recorded connection (libzmq then drops the peer as a lost one): 0, EF_ENOENT when it
+ * is gone already (or its fd now carries another connection, which is left alone), EF_EIO. */
+int tsock_conn_cut(const tsock_conn *c);
 
 /* Apply edgefleet's CURVE client options and limits to a plain libzmq socket (libedgefleet's
  * blocking client uses this so its sockets match the daemons'). Returns 0 or EF_EZMQ/EF_EKEY. */

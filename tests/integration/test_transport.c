@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -38,8 +39,12 @@ typedef struct {
     char user_id[128];
     char prompt[128];
     char topic[64];
-    int echo;    /* ROUTER: send each payload back to its sender */
-    int echo_rc; /* what the last echo's tsock_send returned */
+    int echo;                /* ROUTER: send each payload back to its sender */
+    int echo_rc;             /* what the last echo's tsock_send returned */
+    char key[48];            /* the sender's Z85 key from the connection's metadata */
+    int fd;                  /* the sender's connection fd */
+    uint8_t routing_id[256]; /* ROUTER: the last sender's routing id */
+    size_t routing_id_len;
 } inbox;
 
 typedef struct {
@@ -108,6 +113,14 @@ static void on_msg(tsock *s, zmq_msg_t *frames, size_t n, void *user)
     in->n_frames = n;
     const char *uid = zmq_msg_gets(payload, "User-Id");
     snprintf(in->user_id, sizeof in->user_id, "%s", uid ? uid : "");
+    tsock_peer peer;
+    tsock_peer_of(payload, &peer);
+    snprintf(in->key, sizeof in->key, "%s", peer.key);
+    in->fd = peer.fd;
+    if (n == 2 && zmq_msg_size(&frames[0]) <= sizeof in->routing_id) {
+        in->routing_id_len = zmq_msg_size(&frames[0]);
+        memcpy(in->routing_id, zmq_msg_data(&frames[0]), in->routing_id_len);
+    }
     if (n >= 2)
         snprintf(in->topic, sizeof in->topic, "%.*s", (int)zmq_msg_size(&frames[0]),
                  (const char *)zmq_msg_data(&frames[0]));
@@ -262,6 +275,137 @@ static void test_a_burst_larger_than_one_drain_batch_is_fully_delivered(void **s
     assert_int_equal(f->at_server.count, BURST);
     assert_int_equal(f->at_server.echo_rc, 0);
     tsock_destroy(&alice);
+}
+
+static void test_each_message_names_its_key_and_connection(void **state)
+{
+    fixture *f = *state;
+    inbox at_alice = {0};
+    tsock *alice = open_client(f, f->endpoint, &f->alice, ZMQ_DEALER, &at_alice);
+    assert_int_equal(send_prompt(alice, NULL, 0, "who am I"), 0);
+    assert_int_equal(run_until(f, &at_alice.count, 1, DELIVERY_WAIT_MS), 1);
+    assert_string_equal(f->at_server.key, f->alice.public_z85);
+    assert_true(f->at_server.fd >= 0);
+    tsock_conn c;
+    assert_int_equal(tsock_conn_capture(f->at_server.fd, &c), 0);
+    assert_int_equal(tsock_conn_same(&c), 1);
+    assert_int_equal(tsock_conn_capture(-1, &c), EF_ENOENT);
+    tsock_destroy(&alice);
+}
+
+/* The coordinator revokes a live link this way: the connection ends under libzmq, the peer is
+ * gone from the ROUTER, and the client (which reconnects on its own) comes back as a new peer. */
+static void test_a_cut_connection_loses_its_peer_and_the_client_comes_back_new(void **state)
+{
+    fixture *f = *state;
+    inbox at_alice = {0};
+    tsock *alice = open_client(f, f->endpoint, &f->alice, ZMQ_DEALER, &at_alice);
+    assert_int_equal(send_prompt(alice, NULL, 0, "first"), 0);
+    assert_int_equal(run_until(f, &at_alice.count, 1, DELIVERY_WAIT_MS), 1);
+    uint8_t old_id[256];
+    size_t old_len = f->at_server.routing_id_len;
+    memcpy(old_id, f->at_server.routing_id, old_len);
+    tsock_conn c;
+    assert_int_equal(tsock_conn_capture(f->at_server.fd, &c), 0);
+    assert_int_equal(tsock_conn_cut(&c), 0);
+    int gone = 0;
+    for (int i = 0; i < 200 && !gone; i++) { /* the pipe goes within a few loop turns */
+        run_for(f, 10);
+        gone = tsock_send(f->router, old_id, old_len, "x", 1) == EF_ENOTCONN;
+    }
+    assert_true(gone);
+    assert_int_equal(tsock_conn_cut(&c), EF_ENOENT); /* never a second, unrelated connection */
+    assert_int_equal(send_prompt(alice, NULL, 0, "again"), 0);
+    assert_int_equal(run_until(f, &at_alice.count, 2, DELIVERY_WAIT_MS), 2);
+    assert_false(f->at_server.routing_id_len == old_len &&
+                 memcmp(f->at_server.routing_id, old_id, old_len) == 0);
+    tsock_destroy(&alice);
+}
+
+/* A frame at the limit arrives although CURVE adds its box on the wire; one over the limit is
+ * dropped alone and the link keeps working (libzmq would drop the whole connection). */
+static void test_a_frame_at_the_limit_arrives_and_one_over_it_costs_only_itself(void **state)
+{
+    fixture *f = *state;
+    void *ctx = zmq_ctx_new();
+    void *z = zmq_socket(ctx, ZMQ_DEALER);
+    assert_int_equal(transport_setup_client_socket(z, &f->alice, f->server.public_z85,
+                                                   2 * CODEC_MAX_FRAME_DEFAULT),
+                     0);
+    assert_int_equal(zmq_connect(z, f->endpoint), 0);
+    size_t big = CODEC_MAX_FRAME_DEFAULT + 100;
+    char *buf = calloc(1, big);
+    assert_non_null(buf);
+    assert_int_equal(zmq_send(z, buf, CODEC_MAX_FRAME_DEFAULT, 0), (int)CODEC_MAX_FRAME_DEFAULT);
+    assert_int_equal(run_until(f, &f->at_server.count, 1, DELIVERY_WAIT_MS), 1);
+    assert_int_equal(zmq_send(z, buf, big, 0), (int)big);
+    assert_int_equal(zmq_send(z, "whole", 5, 0), 5);
+    assert_int_equal(run_until(f, &f->at_server.count, 2, DELIVERY_WAIT_MS), 2);
+    run_for(f, 100);
+    assert_int_equal(f->at_server.count, 2); /* the oversized one never reached on_recv */
+    char reply[16];
+    int timeout = 5000;
+    zmq_setsockopt(z, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    char *first = malloc(CODEC_MAX_FRAME_DEFAULT);
+    assert_int_equal(zmq_recv(z, first, CODEC_MAX_FRAME_DEFAULT, 0), (int)CODEC_MAX_FRAME_DEFAULT);
+    assert_int_equal(zmq_recv(z, reply, sizeof reply, 0), 5); /* the echo of "whole" */
+    assert_int_equal(tsock_send(f->router, f->at_server.routing_id, f->at_server.routing_id_len,
+                                buf, CODEC_MAX_FRAME_DEFAULT + 1),
+                     EF_ETOOBIG);
+    free(first);
+    free(buf);
+    zmq_close(z);
+    zmq_ctx_term(ctx);
+}
+
+/* Run fn with stderr (the log) going to a file; returns the number of lines holding needle,
+ * and copies the file's last such line into last. */
+static int count_log_lines(const char *path, const char *needle, char *last, size_t cap)
+{
+    FILE *in = fopen(path, "r");
+    assert_non_null(in);
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, in))
+        if (strstr(line, needle)) {
+            n++;
+            snprintf(last, cap, "%s", line);
+        }
+    fclose(in);
+    return n;
+}
+
+static void test_refused_strangers_are_logged_once_a_second_with_a_count(void **state)
+{
+    fixture *f = *state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/log", f->dir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    enum { STRANGERS = 40 };
+    inbox at_eve[STRANGERS];
+    tsock *eve[STRANGERS];
+    memset(at_eve, 0, sizeof at_eve);
+    for (int i = 0; i < STRANGERS; i++)
+        eve[i] = open_client(f, f->endpoint, &f->eve, ZMQ_DEALER, &at_eve[i]);
+    run_for(f, 700);
+    for (int i = 0; i < STRANGERS; i++)
+        tsock_destroy(&eve[i]);
+    run_for(f, 400);
+    tsock *late = open_client(f, f->endpoint, &f->eve, ZMQ_DEALER, &at_eve[0]);
+    run_for(f, 300);
+    tsock_destroy(&late);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    char last[1024] = "";
+    int lines = count_log_lines(path, "refused connection on domain", last, sizeof last);
+    assert_true(lines >= 2);
+    assert_true(lines <= 3); /* 1.4 s of 40+ refusals: one line a second */
+    assert_non_null(strstr(last, "more refused since the last such line"));
 }
 
 /* A blocking libzmq socket set up with transport_setup_client_socket talks to the daemon's
@@ -543,6 +687,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_allowed_client_gets_an_encrypted_reply_and_a_user_id,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_message_names_its_key_and_connection, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_cut_connection_loses_its_peer_and_the_client_comes_back_new, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_frame_at_the_limit_arrives_and_one_over_it_costs_only_itself, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_refused_strangers_are_logged_once_a_second_with_a_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_send_to_unknown_peer_fails_instead_of_vanishing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_burst_larger_than_one_drain_batch_is_fully_delivered,

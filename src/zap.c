@@ -1,0 +1,216 @@
+/* Implementation of zap.h: the allowlist registry, the decision for one ZAP request, and key
+ * snapshots for revocation checks. Key files are read through keys.c, which only reads regular
+ * files, so a hostile directory entry cannot block the caller's loop. */
+#include "zap.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+typedef struct {
+    char *domain;
+    char *dir;
+    char *label; /* basename of dir: the "operators" in User-Id "operators/alice" */
+} allow_entry;
+
+struct zap_allow {
+    allow_entry *entries;
+    size_t n;
+};
+
+zap_allow *zap_allow_new(void) { return calloc(1, sizeof(zap_allow)); }
+
+void zap_allow_destroy(zap_allow **a_p)
+{
+    if (!a_p || !*a_p)
+        return;
+    zap_allow *a = *a_p;
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->entries[i].domain);
+        free(a->entries[i].dir);
+        free(a->entries[i].label);
+    }
+    free(a->entries);
+    free(a);
+    *a_p = NULL;
+}
+
+/* Last path component of dir, trailing slashes ignored ("allow/operators/" -> "operators"). */
+static char *dir_label(const char *dir)
+{
+    size_t end = strlen(dir);
+    while (end > 1 && dir[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && dir[start - 1] != '/')
+        start--;
+    return strndup(dir + start, end - start);
+}
+
+int zap_allow_add(zap_allow *a, const char *domain, const char *dir)
+{
+    if (!a || !domain || !*domain || !dir || !*dir)
+        return EF_EINVAL;
+    allow_entry *grown = realloc(a->entries, (a->n + 1) * sizeof *grown);
+    if (!grown)
+        return EF_ENOMEM;
+    a->entries = grown;
+    allow_entry e = {strdup(domain), strdup(dir), dir_label(dir)};
+    if (!e.domain || !e.dir || !e.label) {
+        free(e.domain);
+        free(e.dir);
+        free(e.label);
+        return EF_ENOMEM;
+    }
+    a->entries[a->n++] = e;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        log_warn("allowlist %s for domain \"%s\" is not a directory (yet): nobody is admitted "
+                 "from it",
+                 dir, domain);
+    return 0;
+}
+
+int zap_allow_lookup(const zap_allow *a, const char *domain, const uint8_t key[32], char *user_id,
+                     size_t cap)
+{
+    for (size_t i = 0; a && i < a->n; i++) {
+        char name[128];
+        if (strcmp(a->entries[i].domain, domain) == 0 &&
+            keys_allowlist_find(a->entries[i].dir, key, name, sizeof name)) {
+            if (user_id && cap)
+                snprintf(user_id, cap, "%s/%s", a->entries[i].label, name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------------------------------ */
+
+typedef struct {
+    uint8_t key[32];
+    char user_id[ZAP_USER_ID_MAX];
+} snap_entry;
+
+struct zap_snapshot {
+    snap_entry *entries;
+    size_t n, cap;
+    int failed;        /* ENOMEM while filling */
+    const char *label; /* while filling: the dir being read */
+};
+
+static int snap_add(const char *name, const unsigned char key[32], void *user)
+{
+    zap_snapshot *s = user;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        snap_entry *grown = realloc(s->entries, cap * sizeof *grown);
+        if (!grown) {
+            s->failed = 1;
+            return 1;
+        }
+        s->entries = grown;
+        s->cap = cap;
+    }
+    memcpy(s->entries[s->n].key, key, 32);
+    snprintf(s->entries[s->n].user_id, ZAP_USER_ID_MAX, "%s/%s", s->label, name);
+    s->n++;
+    return 0;
+}
+
+zap_snapshot *zap_snapshot_new(const zap_allow *a, const char *domain)
+{
+    zap_snapshot *s = calloc(1, sizeof *s);
+    for (size_t i = 0; s && a && i < a->n && !s->failed; i++) {
+        if (strcmp(a->entries[i].domain, domain) != 0)
+            continue;
+        s->label = a->entries[i].label;
+        keys_allowlist_each(a->entries[i].dir, snap_add, s);
+    }
+    if (s && s->failed)
+        zap_snapshot_destroy(&s);
+    return s;
+}
+
+void zap_snapshot_destroy(zap_snapshot **s_p)
+{
+    if (!s_p || !*s_p)
+        return;
+    free((*s_p)->entries);
+    free(*s_p);
+    *s_p = NULL;
+}
+
+int zap_snapshot_has(const zap_snapshot *s, const char *key_z85, const char *user_id)
+{
+    uint8_t key[32];
+    if (!s || !key_z85 || strlen(key_z85) != KEYS_Z85_LEN || !zmq_z85_decode(key, key_z85))
+        return 0;
+    /* Earlier directories win, as in zap_allow_lookup: the first entry with the key decides. */
+    for (size_t i = 0; i < s->n; i++)
+        if (memcmp(s->entries[i].key, key, 32) == 0)
+            return user_id && strcmp(s->entries[i].user_id, user_id) == 0;
+    return 0;
+}
+
+/* ---- one request ---------------------------------------------------------------------------- */
+
+/* Frame as a printable C string for logs and comparisons (non-printables become '?'). */
+static void frame_text(const zap_frame *f, char *out, size_t cap)
+{
+    size_t n = f->len > cap - 1 ? cap - 1 : f->len;
+    for (size_t i = 0; i < n; i++)
+        out[i] = f->data[i] >= 0x20 && f->data[i] < 0x7f ? (char)f->data[i] : '?';
+    out[n] = '\0';
+}
+
+void zap_decide(const zap_allow *a, const zap_frame *f, size_t n, zap_verdict *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = "500";
+    out->text = "malformed ZAP request";
+    char version[8] = "";
+    if (n < 6)
+        return;
+    frame_text(&f[0], version, sizeof version);
+    frame_text(&f[2], out->domain, sizeof out->domain);
+    frame_text(&f[3], out->address, sizeof out->address);
+    frame_text(&f[5], out->mechanism, sizeof out->mechanism);
+    if (strcmp(version, "1.0") != 0)
+        return;
+    int curve = strcmp(out->mechanism, "CURVE") == 0 && n == 7 && f[6].len == 32;
+    if (curve) /* a public key: fine to log, and it helps provisioning */
+        zmq_z85_encode(out->key_z85, f[6].data, 32);
+    if (curve && zap_allow_lookup(a, out->domain, f[6].data, out->user_id, sizeof out->user_id)) {
+        out->status = "200";
+        out->text = "OK";
+        return;
+    }
+    out->status = "400";
+    out->text = curve ? "key not in allowlist" : "CURVE required";
+    out->user_id[0] = '\0';
+    out->refused = 1;
+}
+
+size_t zap_metadata(const zap_verdict *v, uint8_t *out, size_t cap)
+{
+    size_t name_len = strlen(ZAP_PROPERTY_KEY), value_len = strlen(v->key_z85);
+    size_t total = 1 + name_len + 4 + value_len;
+    if (value_len == 0 || strcmp(v->status, "200") != 0 || total > cap)
+        return 0;
+    uint8_t *p = out;
+    *p++ = (uint8_t)name_len;
+    memcpy(p, ZAP_PROPERTY_KEY, name_len);
+    p += name_len;
+    *p++ = (uint8_t)(value_len >> 24);
+    *p++ = (uint8_t)(value_len >> 16);
+    *p++ = (uint8_t)(value_len >> 8);
+    *p++ = (uint8_t)value_len;
+    memcpy(p, v->key_z85, value_len);
+    return total;
+}
