@@ -36,7 +36,9 @@ static void usage(FILE *out)
             "  --coordinator ENDPOINT  coordinator's agent endpoint, e.g. tcp://10.0.0.1:7701\n"
             "  --server-key FILE       the coordinator's public key (.pub)\n"
             "  --key FILE              this agent's secret key (.key, mode 0600)\n"
-            "  --name NAME             agent name (default: host name)\n"
+            "  --name NAME             the name to ask for; the fleet names agents after their\n"
+            "                          key's allowlist file (allow/agents/NAME.pub) and refuses\n"
+            "                          any other (default: ask for none)\n"
             "  --config FILE           INI file: [agent] and [model NAME] sections\n"
             "  --model PATH            serve a GGUF file, named after its file stem (repeatable)\n"
             "  --slots N               parallel requests per model (default 1)\n"
@@ -281,7 +283,7 @@ static int serve(uv_loop_t *loop, agent_loop *al, engine *e, const agent_config 
                         .transport = t,
                         .engine = e,
                         .endpoint = cfg->coordinator,
-                        .name = cfg->name ? cfg->name : board.hostname,
+                        .name = cfg->name,
                         .server_public = server,
                         .keys = keys,
                         .heartbeat_ms = cfg->heartbeat_ms};
@@ -296,7 +298,8 @@ static int serve(uv_loop_t *loop, agent_loop *al, engine *e, const agent_config 
     al->sigint.data = al->sigterm.data = al;
     uv_signal_start(&al->sigint, on_signal, SIGINT);
     uv_signal_start(&al->sigterm, on_signal, SIGTERM);
-    log_info("agent \"%s\" serving %zu model(s)", up.name, engine_n_models(e));
+    log_info("agent on %s serving %zu model(s)%s%s", board.hostname, engine_n_models(e),
+             up.name ? ", asking for the name " : "", up.name ? up.name : "");
     uv_run(loop, UV_RUN_DEFAULT);
     uplink_destroy(&al->uplink);
     transport_destroy(&t);

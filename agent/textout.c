@@ -36,21 +36,6 @@ void textout_release_clear(textout_release *r)
         r->text[0] = '\0';
 }
 
-int textout_grow(void **buf, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 64;
-    while (n < need)
-        n *= 2;
-    void *p = realloc(*buf, n * elem);
-    if (!p)
-        return EF_ENOMEM;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
 int textout_push(textout *t, int32_t token, const char *piece, size_t len)
 {
     if (t->stopped)

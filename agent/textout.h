@@ -5,6 +5,8 @@
 #ifndef EF_AGENT_TEXTOUT_H
 #define EF_AGENT_TEXTOUT_H
 
+#include "grow.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,9 +46,7 @@ int textout_take(textout *t, int final, textout_release *r);
 void textout_release_clear(textout_release *r);
 void textout_release_free(textout_release *r);
 
-/* Make *buf hold at least need elements of elem bytes, doubling its capacity *cap (64 at
- * first), so appending a token at a time costs amortised O(1). Returns 0 or EF_ENOMEM (buffer
- * unchanged). The engine's chunk events grow with it too. */
-int textout_grow(void **buf, size_t *cap, size_t need, size_t elem);
+/* Buffers grow with the tree's one helper (src/grow.h); the old name stays for the engine. */
+#define textout_grow grow_array
 
 #endif

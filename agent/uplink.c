@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/random.h>
 
 #ifndef EF_VERSION
@@ -84,7 +85,9 @@ static void send_register(uplink *u)
         ptrs[i] = &infos[i];
     }
     Edgefleet__Register rg = EDGEFLEET__REGISTER__INIT;
-    rg.agent_name = u->name;
+    rg.agent_name = u->asked_name ? u->asked_name : "";
+    rg.boot_id.data = u->boot_id;
+    rg.boot_id.len = sizeof u->boot_id;
     rg.hostname = board.hostname;
     rg.cpu_model = board.cpu_model;
     rg.cpu_cores = board.cpu_cores;
@@ -116,8 +119,8 @@ static void connect_now(uplink *u)
                       .bind = 0,
                       .keys = &u->keys,
                       .server_public = u->server_public,
-                      .routing_id = u->name,
                       .on_recv = uplink_on_recv,
+                      .on_event = uplink_on_event,
                       .user = u};
     ef_errmsg em = {{0}};
     u->sock = tsock_new(u->transport, &p, &em);
@@ -126,7 +129,8 @@ static void connect_now(uplink *u)
         uplink_reconnect(u, "dial failed");
         return;
     }
-    log_info("dialling coordinator %s as \"%s\"", u->endpoint, u->name);
+    log_info("dialling coordinator %s%s%s", u->endpoint, u->asked_name ? " as " : "",
+             u->asked_name ? u->asked_name : "");
     uplink_register(u);
 }
 
@@ -273,7 +277,9 @@ uplink *uplink_new(const uplink_params *p, ef_errmsg *em)
     u->transport = p->transport;
     u->engine = p->engine;
     u->endpoint = strdup(p->endpoint);
-    u->name = strdup(p->name);
+    u->asked_name = p->name && *p->name ? strdup(p->name) : NULL;
+    snprintf(u->name, sizeof u->name, "%s", p->name && *p->name ? p->name : "?");
+    randombytes_buf(u->boot_id, sizeof u->boot_id);
     u->server_public = strdup(p->server_public);
     u->keys = *p->keys;
     u->hb_ms = p->heartbeat_ms ? p->heartbeat_ms : DEFAULT_HB_MS;
@@ -283,10 +289,11 @@ uplink *uplink_new(const uplink_params *p, ef_errmsg *em)
     backoff_init(
         &u->backoff,
         &(backoff_params){.initial_ms = 200, .max_ms = 30000, .jitter = 0.5, .stable_ms = 10000});
-    if (!u->endpoint || !u->name || !u->server_public || !u->outbox) {
+    if (!u->endpoint || (p->name && *p->name && !u->asked_name) || !u->server_public ||
+        !u->outbox) {
         errmsg_set(em, EF_ENOMEM, "out of memory");
         free(u->endpoint);
-        free(u->name);
+        free(u->asked_name);
         free(u->server_public);
         outbox_destroy(&u->outbox);
         free(u);
@@ -306,7 +313,7 @@ static void on_timer_closed(uv_handle_t *h)
     if (++u->closed < 2)
         return;
     free(u->endpoint);
-    free(u->name);
+    free(u->asked_name);
     free(u->server_public);
     outbox_destroy(&u->outbox);
     free(u);

@@ -19,7 +19,8 @@ typedef struct {
     transport *transport;
     engine *engine;
     const char *endpoint;      /* coordinator's agent endpoint */
-    const char *name;          /* agent name (routing id) */
+    const char *name;          /* name to ask for; NULL = none (the fleet names an agent after
+                                  its key, and a name the key does not have is refused) */
     const char *server_public; /* coordinator's Z85 public key */
     const keys_pair *keys;     /* this agent's keys (copied) */
     uint32_t heartbeat_ms;     /* 0 = 1000 */

@@ -13,7 +13,11 @@ struct uplink {
     uv_loop_t *loop;
     transport *transport;
     engine *engine;
-    char *endpoint, *name, *server_public;
+    char *endpoint, *server_public;
+    char *asked_name;    /* NULL = let the coordinator name us */
+    char name[80];       /* as the fleet knows us (Registered), for log lines */
+    uint8_t boot_id[16]; /* this process, across reconnects: the coordinator keeps our requests */
+    uint64_t handshake_logged_ms; /* last "handshake failed" line: once per window at most */
     keys_pair keys;
     uint32_t hb_ms;       /* ours */
     uint32_t coord_hb_ms; /* the coordinator's, from Registered */
@@ -44,6 +48,7 @@ void uplink_flush(uplink *u);
 /* Encode and queue a reply about request id (sent at once when the link is up). */
 int uplink_reply(uplink *u, envelope *env, const uint8_t id[16], uint64_t deadline);
 void uplink_on_recv(tsock *s, zmq_msg_t *frames, size_t n_frames, void *user);
+void uplink_on_event(tsock *s, uint16_t event, uint32_t value, void *user);
 /* While stopping: finish the stop when everything is answered or the timeout passed. */
 void uplink_check_stop(uplink *u);
 

@@ -53,14 +53,17 @@ static void on_registered(uplink *u, const Edgefleet__Registered *r)
         u->want_reconnect = "registration refused";
         return;
     }
+    if (r->agent_name && *r->agent_name)
+        snprintf(u->name, sizeof u->name, "%s", r->agent_name);
     if (r->heartbeat_interval_ms)
         u->coord_hb_ms = r->heartbeat_interval_ms;
     if (r->liveness)
         u->liveness = r->liveness;
     u->state = UPLINK_READY;
     backoff_connected(&u->backoff, clock_mono_ms());
-    log_info("registered with coordinator %s (heartbeat %u ms, liveness %u); %zu replies to "
-             "deliver",
+    log_info("registered as \"%s\" with coordinator %s (heartbeat %u ms, liveness %u); %zu "
+             "replies to deliver",
+             u->name,
              r->coordinator_name && *r->coordinator_name ? r->coordinator_name : u->endpoint,
              u->coord_hb_ms, u->liveness, outbox_unsent(u->outbox));
     uplink_flush(u);
@@ -178,4 +181,31 @@ void uplink_deliver(uplink *u)
         ev = next;
     }
     uplink_check_stop(u);
+}
+
+/* What the link's monitor reports. A handshake that keeps failing would otherwise only show as
+ * "coordinator silent": say what failed and what to check, at most once per liveness window. */
+void uplink_on_event(tsock *s, uint16_t event, uint32_t value, void *user)
+{
+    (void)s;
+    uplink *u = user;
+    const char *check = NULL;
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        check = "the coordinator refused this agent's key: is its .pub in the coordinator's "
+                "allow/agents/?";
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+             event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        check = "check --server-key (the coordinator's .pub) and that this agent's .pub is in "
+                "the coordinator's allow/agents/";
+    else if (event == ZMQ_EVENT_CONNECT_RETRIED)
+        check = "is the coordinator running and reachable at that address?";
+    if (!check)
+        return;
+    uint64_t now = clock_mono_ms();
+    if (u->handshake_logged_ms && now - u->handshake_logged_ms < uplink_window_ms(u))
+        return;
+    u->handshake_logged_ms = now;
+    char what[160];
+    log_warn("link to %s: %s; %s", u->endpoint, tsock_event_text(event, value, what, sizeof what),
+             check);
 }

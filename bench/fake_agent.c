@@ -6,6 +6,8 @@
 #include "keys.h"
 #include "transport.h"
 
+#include <sodium.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +19,7 @@ typedef struct {
     tsock *dealer;
     uv_timer_t heartbeat;
     uv_signal_t sigterm, sigint;
+    uint8_t boot_id[16];
 } fake_agent;
 
 static void send_env(fake_agent *f, envelope *env) { tsock_send_env(f->dealer, NULL, 0, env); }
@@ -32,6 +35,8 @@ static void send_register(fake_agent *f)
     Edgefleet__ModelInfo *models[1] = {&mi};
     Edgefleet__Register reg = EDGEFLEET__REGISTER__INIT;
     reg.agent_name = (char *)f->p->name;
+    reg.boot_id.data = f->boot_id;
+    reg.boot_id.len = sizeof f->boot_id;
     reg.hostname = "bench";
     reg.n_models = 1;
     reg.models = models;
@@ -120,12 +125,12 @@ int fake_agent_run(const fake_agent_params *p)
     uv_loop_t loop;
     uv_loop_init(&loop);
     fake_agent f = {.p = p};
+    randombytes_buf(f.boot_id, sizeof f.boot_id);
     transport *t = transport_new(&loop);
     tsock_params sp = {.type = ZMQ_DEALER,
                        .endpoint = p->endpoint,
                        .keys = &kp,
                        .server_public = server,
-                       .routing_id = p->name,
                        .on_recv = on_recv,
                        .user = &f};
     f.dealer = t ? tsock_new(t, &sp, &em) : NULL;

@@ -1,8 +1,9 @@
 /* The agent endpoint: a CURVE ROUTER (ZAP domain "agents", keys from allow/agents/) where agents
  * register and heartbeat, Paranoid-Pirate style in both directions: we heartbeat every live
  * agent each interval, any message from an agent counts as life, and an agent silent for
- * `liveness` intervals is dropped and its requests failed. Replies about requests go to
- * relay.c. Loop thread. */
+ * `liveness` intervals is dropped and its requests failed. An agent is its key: it is named
+ * after its allowlist file (allow/agents/NAME.pub), whatever name it asks for, and its routing
+ * id is only the way back to it. Replies about requests go to request_agent.c. Loop thread. */
 #include "clock.h"
 #include "coord.h"
 #include "log.h"
@@ -33,7 +34,7 @@ void agents_link_cancel(coord *c, agent_id_t agent, ProtobufCBinaryData request_
 }
 
 static void send_registered(coord *c, const uint8_t *peer, size_t len, int accepted,
-                            const char *reason)
+                            const char *name, const char *reason)
 {
     Edgefleet__Registered r = EDGEFLEET__REGISTERED__INIT;
     r.accepted = accepted != 0;
@@ -41,6 +42,7 @@ static void send_registered(coord *c, const uint8_t *peer, size_t len, int accep
     r.coordinator_name = c->name;
     r.heartbeat_interval_ms = c->cfg.heartbeat_ms;
     r.liveness = c->cfg.liveness;
+    r.agent_name = (char *)(name ? name : "");
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_AGENT_REGISTERED;
     env.agent_registered = &r;
@@ -49,7 +51,7 @@ static void send_registered(coord *c, const uint8_t *peer, size_t len, int accep
         log_warn("Registered reply failed: %s", ef_strerror(rc));
 }
 
-static void log_registered(const registry_agent *a, const Edgefleet__Register *rg, int replaced)
+static void log_registered(const registry_agent *a, const Edgefleet__Register *rg, const char *how)
 {
     char models[256];
     size_t used = 0;
@@ -60,26 +62,71 @@ static void log_registered(const registry_agent *a, const Edgefleet__Register *r
         if (w > 0)
             used += (size_t)w;
     }
-    log_info("agent %s %s (key %s, host %s, %u cores, version %s%s): %s", a->name,
-             replaced ? "re-registered, old entry replaced" : "registered", a->key_id, a->hostname,
-             rg->cpu_cores, rg->agent_version ? rg->agent_version : "?",
+    log_info("agent %s %s (key %s, host %s, %u cores, version %s%s): %s", a->name, how, a->key_id,
+             a->hostname, rg->cpu_cores, rg->agent_version ? rg->agent_version : "?",
              a->simulated ? ", SIMULATED backend" : "", models);
+}
+
+/* A refusal the agent hears (Registered{accepted=false}) and the log keeps, rate-limited per
+ * key: a misconfigured board retries every few seconds. */
+static void refuse_register(coord *c, const char *user_id, const uint8_t *peer, size_t len,
+                            const char *reason)
+{
+    uint32_t held = 0;
+    char key[RATELIMIT_KEY_MAX]; /* the same refusal again is what a retrying board repeats */
+    snprintf(key, sizeof key, "register %.64s %.40s", user_id, reason);
+    if (ratelimit_check(c->log_limit, key, clock_mono_ms(), &held))
+        log_warn("agent key %s refused: %s%s", user_id, reason,
+                 held ? " (and more since the last such line)" : "");
+    send_registered(c, peer, len, 0, NULL, reason);
+}
+
+/* The agent's name is its key's: "agents/board-7" is board-7. A Register may ask for a name,
+ * but only that one. Returns the name, or NULL with why filled. */
+static const char *name_of(const char *user_id, const Edgefleet__Register *rg, char *why,
+                           size_t cap)
+{
+    static const char prefix[] = "agents/";
+    if (strncmp(user_id, prefix, sizeof prefix - 1) != 0 || !user_id[sizeof prefix - 1]) {
+        snprintf(why, cap, "not an agent key (%s)", user_id);
+        return NULL;
+    }
+    const char *name = user_id + sizeof prefix - 1;
+    if (rg->agent_name && *rg->agent_name && strcmp(rg->agent_name, name) != 0) {
+        snprintf(why, cap,
+                 "agent name \"%.64s\" is not the name of its key (%s): agents are named after "
+                 "their allowlist file; drop the name option, or name the file %.64s.pub",
+                 rg->agent_name, user_id, rg->agent_name);
+        return NULL;
+    }
+    if (rg->boot_id.len != REGISTRY_BOOT_ID_LEN) {
+        snprintf(why, cap, "Register without a %d-byte boot id (an older agent?)",
+                 REGISTRY_BOOT_ID_LEN);
+        return NULL;
+    }
+    return name;
 }
 
 static void on_register(coord *c, const Edgefleet__Register *rg, const char *user_id,
                         const uint8_t *peer, size_t len)
 {
+    char why[320];
+    const char *name = name_of(user_id, rg, why, sizeof why);
+    if (!name) {
+        refuse_register(c, user_id, peer, len, why);
+        return;
+    }
     if (rg->n_models > REGISTRY_MODELS_MAX) {
-        log_warn("agent %s refused: %zu models (at most %d)", rg->agent_name, rg->n_models,
-                 REGISTRY_MODELS_MAX);
-        send_registered(c, peer, len, 0, "too many models");
+        snprintf(why, sizeof why, "%zu models (at most %d)", rg->n_models, REGISTRY_MODELS_MAX);
+        refuse_register(c, user_id, peer, len, why);
         return;
     }
     registry_model_decl decl[REGISTRY_MODELS_MAX];
     for (size_t i = 0; i < rg->n_models; i++)
         decl[i] = (registry_model_decl){rg->models[i]->name, rg->models[i]->n_slots};
-    registry_registration reg = {.name = rg->agent_name,
+    registry_registration reg = {.name = name,
                                  .key_id = user_id,
+                                 .boot_id = rg->boot_id.data,
                                  .hostname = rg->hostname,
                                  .routing_id = peer,
                                  .routing_id_len = len,
@@ -87,20 +134,24 @@ static void on_register(coord *c, const Edgefleet__Register *rg, const char *use
                                  .n_models = rg->n_models,
                                  .heartbeat_interval_ms = rg->heartbeat_interval_ms,
                                  .simulated = rg->simulated};
+    agent_id_t before = registry_find_key(c->registry, user_id);
     agent_id_t id = AGENT_ID_NONE, replaced = AGENT_ID_NONE;
     ef_errmsg reason = {{0}};
     int rc = registry_register(c->registry, &reg, clock_mono_ms(), &id, &replaced, &reason);
     if (rc) {
-        log_warn("agent \"%s\" (key %s) refused: %s", rg->agent_name, user_id,
-                 reason.msg[0] ? reason.msg : ef_strerror(rc));
-        send_registered(c, peer, len, 0, reason.msg[0] ? reason.msg : ef_strerror(rc));
+        refuse_register(c, user_id, peer, len, reason.msg[0] ? reason.msg : ef_strerror(rc));
         return;
     }
     if (replaced != AGENT_ID_NONE)
-        dispatch_agent_gone(c, replaced, rg->agent_name, "it re-registered");
-    log_registered(registry_get(c->registry, id), rg, replaced != AGENT_ID_NONE);
-    send_registered(c, peer, len, 1, NULL);
-    dispatch_run(c); /* a new agent takes queued work at once */
+        request_agent_gone(c, replaced, name, "it restarted");
+    log_registered(registry_get(c->registry, id), rg,
+                   id == before ? "re-registered on a new link (same process: its requests "
+                                  "go on)"
+                   : replaced != AGENT_ID_NONE
+                       ? "re-registered after a restart (old entry replaced)"
+                       : "registered");
+    send_registered(c, peer, len, 1, name, NULL);
+    request_pump(c); /* a new agent takes queued work at once */
 }
 
 static void on_heartbeat(coord *c, const registry_agent *a, const Edgefleet__Heartbeat *hb)
@@ -111,7 +162,7 @@ static void on_heartbeat(coord *c, const registry_agent *a, const Edgefleet__Hea
         snprintf(name, sizeof name, "%s", a->name);
         log_info("agent %s left the fleet (it is stopping)", name);
         registry_remove(c->registry, id);
-        dispatch_agent_gone(c, id, name, "it stopped");
+        request_agent_gone(c, id, name, "it stopped");
         return;
     }
     registry_model_load loads[REGISTRY_MODELS_MAX];
@@ -129,7 +180,7 @@ static void on_heartbeat(coord *c, const registry_agent *a, const Edgefleet__Hea
     if (registry_heartbeat(c->registry, id, &load, clock_mono_ms()) != 0)
         return;
     telemetry_publish(c, a, hb); /* a heartbeat moves no entry: a is still this agent */
-    dispatch_run(c);
+    request_pump(c);
 }
 
 /* A message from a routing id we do not know, e.g. after our restart: ask it to register. */
@@ -137,7 +188,9 @@ static void on_unknown(coord *c, const envelope *env, const uint8_t *peer, size_
 {
     if (env->body_case != EDGEFLEET__ENVELOPE__BODY_HEARTBEAT)
         return; /* answer once per interval at most: heartbeats come that often */
-    log_info("heartbeat from an unregistered agent link; asking it to register");
+    uint32_t held = 0;
+    if (ratelimit_check(c->log_limit, "unregistered agent link", clock_mono_ms(), &held))
+        log_info("heartbeat from an unregistered agent link; asking it to register");
     Edgefleet__Error e = EDGEFLEET__ERROR__INIT;
     e.code = EF_ENOTCONN;
     e.message = "not registered with this coordinator: send Register";
@@ -147,8 +200,8 @@ static void on_unknown(coord *c, const envelope *env, const uint8_t *peer, size_
     tsock_send_env(c->agents, peer, len, &out);
 }
 
-static void on_agent_envelope(coord *c, const envelope *env, const char *user_id,
-                              const uint8_t *peer, size_t len)
+void agents_link_handle(coord *c, const envelope *env, const char *user_id, const uint8_t *peer,
+                        size_t len)
 {
     if (env->body_case == EDGEFLEET__ENVELOPE__BODY_AGENT_REGISTER) {
         on_register(c, env->agent_register, user_id, peer, len);
@@ -159,9 +212,11 @@ static void on_agent_envelope(coord *c, const envelope *env, const char *user_id
         on_unknown(c, env, peer, len);
         return;
     }
-    if (strcmp(a->key_id, user_id) != 0) { /* a link that took the name over: not this agent */
-        log_warn("agent %s: message from key %s ignored (registered with %s)", a->name, user_id,
-                 a->key_id);
+    if (strcmp(a->key_id, user_id) != 0) { /* a peer that chose this routing id: not it */
+        uint32_t held = 0;
+        if (ratelimit_check(c->log_limit, user_id, clock_mono_ms(), &held))
+            log_warn("agent %s: message from key %s ignored (it is %s)", a->name, user_id,
+                     a->key_id);
         return;
     }
     if (env->body_case != EDGEFLEET__ENVELOPE__BODY_HEARTBEAT) /* registry_heartbeat counts it */
@@ -171,13 +226,13 @@ static void on_agent_envelope(coord *c, const envelope *env, const char *user_id
         on_heartbeat(c, a, env->heartbeat);
         break;
     case EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK:
-        dispatch_agent_chunk(c, a, env->token_chunk);
+        request_on_chunk(c, a, env->token_chunk);
         break;
     case EDGEFLEET__ENVELOPE__BODY_DONE:
-        dispatch_agent_done(c, a, env->done);
+        request_on_done(c, a, env->done);
         break;
     case EDGEFLEET__ENVELOPE__BODY_ERROR:
-        dispatch_agent_error(c, a, env->error);
+        request_on_error(c, a, env->error);
         break;
     default:
         log_debug("agent %s: %s ignored", a->name, codec_body_name(env));
@@ -193,14 +248,18 @@ static void on_agent_message(tsock *s, zmq_msg_t *frames, size_t n, void *user)
     const uint8_t *peer = zmq_msg_data(&frames[0]);
     size_t len = zmq_msg_size(&frames[0]);
     const char *user_id = zmq_msg_gets(&frames[1], "User-Id");
+    if (peers_seen(c, PEERS_AGENTS, &frames[0], &frames[1]) != 0)
+        return; /* a revoked key: it gets nothing more */
     envelope *env = NULL;
     int rc = codec_decode(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), 0, &env);
     if (rc) {
-        log_warn("agent link (key %s): message refused: %s", user_id ? user_id : "?",
-                 ef_strerror(rc));
+        uint32_t held = 0;
+        if (ratelimit_check(c->log_limit, user_id ? user_id : "?", clock_mono_ms(), &held))
+            log_warn("agent link (key %s): message refused: %s%s", user_id ? user_id : "?",
+                     ef_strerror(rc), held ? " (and more since the last such line)" : "");
         return;
     }
-    on_agent_envelope(c, env, user_id ? user_id : "", peer, len);
+    agents_link_handle(c, env, user_id ? user_id : "", peer, len);
     codec_free(&env);
 }
 
@@ -220,7 +279,7 @@ static void drop_dead(coord *c, uint64_t now)
                  (unsigned long long)(now - a->last_seen_ms),
                  (unsigned long long)registry_liveness_window_ms(c->registry, a));
         registry_remove(c->registry, id); /* the last agent moved into i: look at i again */
-        dispatch_agent_gone(c, id, name, "silent too long");
+        request_agent_gone(c, id, name, "silent too long");
     }
 }
 
@@ -229,7 +288,11 @@ static void on_heartbeat_timer(uv_timer_t *t)
     coord *c = t->data;
     uint64_t now = clock_mono_ms();
     drop_dead(c, now);
-    dispatch_fail_orphans(c);
+    request_fail_orphans(c);
+    if (now >= c->next_sweep_ms) {
+        c->next_sweep_ms = now + PEERS_SWEEP_MS;
+        peers_sweep(c);
+    }
     if (now < c->next_heartbeat_ms)
         return;
     c->next_heartbeat_ms = now + c->cfg.heartbeat_ms;
@@ -266,15 +329,14 @@ int agents_link_open(coord *c, ef_errmsg *em)
                       .keys = &c->keys,
                       .zap_domain = "agents",
                       .on_recv = on_agent_message,
+                      .on_event = peers_on_event,
                       .user = c};
     c->agents = tsock_new(c->transport, &p, em);
     if (!c->agents)
         return EF_EZMQ;
-    /* An agent that reconnects (same routing id = its name) takes its id over at once instead of
-     * being refused until the old, half-dead connection times out. A different key under the
-     * same name is still refused by the registry, with a log line. */
-    int on = 1;
-    zmq_setsockopt(tsock_zmq(c->agents), ZMQ_ROUTER_HANDOVER, &on, sizeof on);
+    /* No ZMQ_ROUTER_HANDOVER: with it a peer that picks another's routing id takes its link
+     * over, and libzmq 4.3 could abort the whole coordinator on the race (two boards that both
+     * used their host name). Agents no longer choose routing ids at all. */
     c->heartbeat_timer.data = c;
     uv_timer_init(c->loop, &c->heartbeat_timer);
     /* The timer ticks LINK_SWEEPS_PER_INTERVAL times per interval so a dead agent is dropped

@@ -1,10 +1,14 @@
 /* What the coordinator keeps for each request it admitted (the scheduler's payload): its own copy
  * of the Request (prompt or messages, sampling parameters, seed, stop strings, limits), the
- * client to answer, and the tokens streamed so far, so a later issue can resume the stream on
- * another agent. Loop thread only. */
-#include "coord.h"
+ * client to answer and the key that owns it, and the token ids streamed so far, so a stream can
+ * be resumed elsewhere. Loop thread only. */
+#include "request.h"
+
+#include "errors.h"
+#include "grow.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,10 +41,10 @@ static int pin_seed(Edgefleet__Request *r)
     return 0;
 }
 
-flight *flight_new(const Edgefleet__Request *request, const uint8_t *client, size_t client_len,
-                   uint64_t now_ms)
+flight *flight_new(const Edgefleet__Request *request, const coord_client *client, uint64_t now_ms,
+                   flight **list)
 {
-    if (client_len == 0 || client_len > COORD_PEER_MAX)
+    if (!client || client->routing_id_len == 0 || client->routing_id_len > COORD_PEER_MAX)
         return NULL;
     flight *f = calloc(1, sizeof *f);
     if (!f)
@@ -50,9 +54,15 @@ flight *flight_new(const Edgefleet__Request *request, const uint8_t *client, siz
         flight_destroy(&f);
         return NULL;
     }
-    memcpy(f->client, client, client_len);
-    f->client_len = client_len;
+    memcpy(f->client, client->routing_id, client->routing_id_len);
+    f->client_len = client->routing_id_len;
+    snprintf(f->client_key, sizeof f->client_key, "%s", client->user_id ? client->user_id : "");
     f->received_ms = now_ms;
+    f->list = list;
+    f->next = *list;
+    if (*list)
+        (*list)->prev = f;
+    *list = f;
     return f;
 }
 
@@ -61,6 +71,14 @@ void flight_destroy(flight **f_p)
     if (!f_p || !*f_p)
         return;
     flight *f = *f_p;
+    if (f->list) {
+        if (f->prev)
+            f->prev->next = f->next;
+        else
+            *f->list = f->next;
+        if (f->next)
+            f->next->prev = f->prev;
+    }
     if (f->request)
         edgefleet__request__free_unpacked(f->request, NULL);
     free(f->tokens);
@@ -68,32 +86,13 @@ void flight_destroy(flight **f_p)
     *f_p = NULL;
 }
 
-int flight_add_tokens(flight *f, const int32_t *ids, size_t n, size_t text_len)
+int flight_add_tokens(flight *f, const int32_t *ids, size_t n)
 {
-    /* A chunk without ids still carried text: count it as one token so tokens_sent moves. */
-    f->tokens_sent += n ? (uint32_t)n : (text_len ? 1u : 0u);
     if (n == 0)
         return 0;
-    if (f->n_tokens + n > f->cap_tokens) {
-        size_t cap = f->cap_tokens ? f->cap_tokens * 2 : 64;
-        while (cap < f->n_tokens + n)
-            cap *= 2;
-        int32_t *t = realloc(f->tokens, cap * sizeof *t);
-        if (!t)
-            return EF_ENOMEM;
-        f->tokens = t;
-        f->cap_tokens = cap;
-    }
+    if (grow_array((void **)&f->tokens, &f->cap_tokens, f->n_tokens + n, sizeof *f->tokens) != 0)
+        return EF_ENOMEM;
     memcpy(f->tokens + f->n_tokens, ids, n * sizeof *ids);
     f->n_tokens += n;
     return 0;
-}
-
-void flight_fail(coord *c, flight **f_p, int code, uint32_t retry_after_ms, uint32_t tokens_sent,
-                 const char *message)
-{
-    flight *f = *f_p;
-    frontend_send_error(c, f->client, f->client_len, &f->request->request_id,
-                        f->request->batch_index, code, retry_after_ms, tokens_sent, message);
-    flight_destroy(f_p);
 }

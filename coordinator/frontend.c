@@ -1,7 +1,9 @@
 /* The client endpoint: a CURVE ROUTER (ZAP domain "clients", keys from allow/operators/ and
  * allow/clients/) taking Request, BatchRequest, Cancel and OperatorCommand from libedgefleet and
- * edgefleetctl, checking each at the edge before it reaches the scheduler, and sending the
- * answers back by routing id. Loop thread. */
+ * edgefleetctl. This is the front door: every request is checked here against the limits that
+ * apply downstream (prompt size, stop strings, messages) and stripped of nothing — a request
+ * carrying fields only the coordinator may set is refused — before it reaches request.c.
+ * Loop thread. */
 #include "clock.h"
 #include "coord.h"
 #include "log.h"
@@ -14,54 +16,67 @@
 /* Agents a batch's planned split is logged for. */
 #define FRONTEND_SPLIT_LOG_MAX 16
 
-int frontend_send(coord *c, const uint8_t *client, size_t client_len, envelope *env)
-{
-    int rc = tsock_send_env(c->clients, client, client_len, env);
-    if (rc && rc != EF_ENOTCONN)
-        log_warn("reply (%s) to a client failed: %s", codec_body_name(env), ef_strerror(rc));
-    return rc;
-}
-
-void frontend_send_error(coord *c, const uint8_t *client, size_t client_len,
-                         const ProtobufCBinaryData *request_id, uint32_t batch_index, int code,
-                         uint32_t retry_after_ms, uint32_t tokens_sent, const char *message)
-{
-    Edgefleet__Error e = EDGEFLEET__ERROR__INIT;
-    if (request_id)
-        e.request_id = *request_id;
-    e.code = code;
-    e.message = (char *)(message ? message : ef_strerror(code));
-    e.retry_after_ms = retry_after_ms;
-    e.batch_index = batch_index;
-    e.tokens_sent = tokens_sent;
-    envelope env = EDGEFLEET__ENVELOPE__INIT;
-    env.body_case = EDGEFLEET__ENVELOPE__BODY_ERROR;
-    env.error = &e;
-    frontend_send(c, client, client_len, &env);
-}
-
-/* What the scheduler cannot check: a request must say what to run. Returns 0 or a message. */
-static const char *request_problem(const Edgefleet__Request *r)
+/* What the scheduler and the agents would refuse later, refused now with the reason: a request
+ * must say what to run, stay within what one request may carry, and leave the coordinator's own
+ * fields alone. Returns 0, or an EF_E* code with why filled. */
+static int request_problem(const Edgefleet__Request *r, char *why, size_t cap)
 {
     if (!r->model || !*r->model)
-        return "request without a model";
+        return snprintf(why, cap, "request without a model"), EF_EINVAL;
     if (strlen(r->model) >= REGISTRY_MODEL_NAME_MAX)
-        return "model name too long";
+        return snprintf(why, cap, "model name too long"), EF_EINVAL;
     if ((!r->prompt || !*r->prompt) && r->n_messages == 0)
-        return "request without a prompt or messages";
+        return snprintf(why, cap, "request without a prompt or messages"), EF_EINVAL;
     if (r->session_id && strlen(r->session_id) >= SCHED_SESSION_MAX)
-        return "session id too long";
-    return NULL;
+        return snprintf(why, cap, "session id too long"), EF_EINVAL;
+    if (r->n_resume_tokens > 0) /* a client's tokens would be decoded unchecked as ours */
+        return snprintf(why, cap, "resume_tokens are set by the coordinator only"), EF_EINVAL;
+    if (r->n_messages > CODEC_MAX_MESSAGES)
+        return snprintf(why, cap, "%zu chat messages (at most %u)", r->n_messages,
+                        CODEC_MAX_MESSAGES),
+               EF_EINVAL;
+    if (r->n_stop > CODEC_MAX_STOP)
+        return snprintf(why, cap, "%zu stop strings (at most %u)", r->n_stop, CODEC_MAX_STOP),
+               EF_EINVAL;
+    for (size_t i = 0; i < r->n_stop; i++) {
+        size_t len = strlen(r->stop[i]);
+        if (len == 0 || len > CODEC_MAX_STOP_LEN)
+            return snprintf(why, cap, "stop string %zu is %zu bytes (1 to %u)", i, len,
+                            CODEC_MAX_STOP_LEN),
+                   EF_EINVAL;
+    }
+    size_t bytes = r->prompt ? strlen(r->prompt) : 0;
+    for (size_t i = 0; i < r->n_messages; i++)
+        bytes += (r->messages[i]->role ? strlen(r->messages[i]->role) : 0) +
+                 (r->messages[i]->content ? strlen(r->messages[i]->content) : 0);
+    if (bytes > CODEC_MAX_PROMPT_BYTES)
+        return snprintf(why, cap, "prompt of %zu bytes (at most %u)", bytes,
+                        CODEC_MAX_PROMPT_BYTES),
+               EF_ETOOBIG;
+    return 0;
 }
 
-static void on_request(coord *c, const Edgefleet__Request *r, const uint8_t *peer, size_t len)
+/* A refusal at the front door: the client hears why; the log says it once a second at most per
+ * client key, as a flood of bad requests must not flood the log. */
+static void refuse(coord *c, const coord_client *cl, const ProtobufCBinaryData *id,
+                   uint32_t batch_index, int code, const char *why)
 {
-    const char *problem = request_problem(r);
-    if (problem) {
-        frontend_send_error(c, peer, len, &r->request_id, 0, EF_EINVAL, 0, 0, problem);
+    uint32_t held = 0;
+    if (ratelimit_check(c->log_limit, cl->user_id, clock_mono_ms(), &held))
+        log_warn("client %s: request refused: %s%s", cl->user_id, why,
+                 held ? " (and more since the last such line)" : "");
+    delivery_refuse(c, cl->routing_id, cl->routing_id_len, id, batch_index, code, 0, why);
+}
+
+static void on_request(coord *c, const Edgefleet__Request *r, const coord_client *cl)
+{
+    char why[160];
+    int rc = request_problem(r, why, sizeof why);
+    if (rc) {
+        refuse(c, cl, &r->request_id, 0, rc, why);
         return;
     }
-    dispatch_submit(c, r, 0, peer, len);
+    request_submit(c, r, 0, cl);
 }
 
 /* Log how the scheduler would share the batch out, so an operator can see the split. */
@@ -88,25 +103,31 @@ static void log_split(coord *c, const char *model, uint32_t n)
 
 /* Each item enters the scheduler on its own, which places it on the least loaded capacity:
  * the batch spreads across agents in proportion to their slots and speed, and each item's
- * replies come back tagged with its batch_index as it completes. */
-static void on_batch(coord *c, const Edgefleet__BatchRequest *b, const uint8_t *peer, size_t len)
+ * replies come back tagged with its batch_index as it completes. A batch refused as a whole
+ * gets one Error carrying the batch's id, which ends the whole call in the client. */
+static void on_batch(coord *c, const Edgefleet__BatchRequest *b, const coord_client *cl)
 {
+    char why[224];
     if (b->n_items == 0 || b->n_items > FRONTEND_BATCH_MAX) {
-        frontend_send_error(c, peer, len, NULL, 0, EF_EINVAL, 0, 0,
-                            "a batch holds 1 to 1024 items");
+        snprintf(why, sizeof why, "a batch holds 1 to %u items, not %zu", FRONTEND_BATCH_MAX,
+                 b->n_items);
+        refuse(c, cl, &b->batch_id, 0, EF_EINVAL, why);
         return;
     }
     for (size_t i = 0; i < b->n_items; i++) {
-        const char *problem = request_problem(b->items[i]);
-        if (problem || strcmp(b->items[i]->model, b->items[0]->model) != 0) {
-            frontend_send_error(c, peer, len, &b->items[i]->request_id, (uint32_t)i, EF_EINVAL, 0,
-                                0, problem ? problem : "a batch is for one model");
+        char item[160];
+        int rc = request_problem(b->items[i], item, sizeof item);
+        if (rc == 0 && strcmp(b->items[i]->model, b->items[0]->model) != 0)
+            rc = EF_EINVAL, snprintf(item, sizeof item, "a batch is for one model");
+        if (rc) {
+            snprintf(why, sizeof why, "batch item %zu: %s", i, item);
+            refuse(c, cl, &b->batch_id, 0, rc, why);
             return;
         }
     }
     log_split(c, b->items[0]->model, (uint32_t)b->n_items);
     for (size_t i = 0; i < b->n_items; i++)
-        dispatch_submit(c, b->items[i], (uint32_t)i, peer, len);
+        request_submit(c, b->items[i], (uint32_t)i, cl);
 }
 
 static void on_client_message(tsock *s, zmq_msg_t *frames, size_t n, void *user)
@@ -114,37 +135,44 @@ static void on_client_message(tsock *s, zmq_msg_t *frames, size_t n, void *user)
     coord *c = user;
     if (n != 2 || zmq_msg_size(&frames[0]) == 0 || zmq_msg_size(&frames[0]) > COORD_PEER_MAX)
         return; /* not [routing id, envelope]: not one of ours */
-    const uint8_t *peer = zmq_msg_data(&frames[0]);
-    size_t peer_len = zmq_msg_size(&frames[0]);
+    const char *uid = zmq_msg_gets(&frames[1], "User-Id");
+    coord_client cl = {zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), uid ? uid : ""};
+    if (peers_seen(c, PEERS_CLIENTS, &frames[0], &frames[1]) != 0)
+        return; /* a revoked key: it gets nothing more */
     envelope *env = NULL;
     int rc = codec_decode(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), 0, &env);
-    if (rc) {
-        log_warn("client message refused: %s", ef_strerror(rc));
-        frontend_send_error(c, peer, peer_len, NULL, 0, rc, 0, 0, ef_strerror(rc));
+    if (rc) { /* no id can be named: an Error with none ends the client's call in progress */
+        char why[96];
+        snprintf(why, sizeof why, "message refused: %s", ef_strerror(rc));
+        refuse(c, &cl, NULL, 0, rc, why);
         return;
     }
-    const char *user_id = zmq_msg_gets(&frames[1], "User-Id");
+    frontend_handle(c, env, &cl);
+    codec_free(&env);
+}
+
+void frontend_handle(coord *c, const envelope *env, const coord_client *cl)
+{
     switch (env->body_case) {
     case EDGEFLEET__ENVELOPE__BODY_REQUEST:
-        on_request(c, env->request, peer, peer_len);
+        on_request(c, env->request, cl);
         break;
     case EDGEFLEET__ENVELOPE__BODY_BATCH:
-        on_batch(c, env->batch, peer, peer_len);
+        on_batch(c, env->batch, cl);
         break;
     case EDGEFLEET__ENVELOPE__BODY_CANCEL:
-        dispatch_cancel(c, env->cancel->request_id.data, peer, peer_len);
+        request_cancel(c, env->cancel->request_id.data, cl);
         break;
     case EDGEFLEET__ENVELOPE__BODY_COMMAND:
-        ops_handle(c, env->command, user_id ? user_id : "", peer, peer_len);
+        ops_handle(c, env->command, cl);
         break;
-    default:
-        log_warn("client %s sent a %s: not a client message", user_id ? user_id : "?",
-                 codec_body_name(env));
-        frontend_send_error(c, peer, peer_len, NULL, 0, EF_EPROTO, 0, 0,
-                            "not a message a client may send");
+    default: {
+        char why[96];
+        snprintf(why, sizeof why, "a %s is not a message a client may send", codec_body_name(env));
+        refuse(c, cl, NULL, 0, EF_EPROTO, why);
         break;
     }
-    codec_free(&env);
+    }
 }
 
 int frontend_open(coord *c, ef_errmsg *em)
@@ -164,6 +192,7 @@ int frontend_open(coord *c, ef_errmsg *em)
                       .keys = &c->keys,
                       .zap_domain = "clients",
                       .on_recv = on_client_message,
+                      .on_event = peers_on_event,
                       .user = c};
     c->clients = tsock_new(c->transport, &p, em);
     return c->clients ? 0 : EF_EZMQ;

@@ -33,6 +33,12 @@ static void usage(FILE *out)
             "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n");
 }
 
+/* Log lines a peer can trigger (refusals, bad messages): one a second per key, and at most
+ * COORD_LOG_LINES a second in all. */
+#define COORD_LOG_INTERVAL_MS 1000
+#define COORD_LOG_KEYS        256
+#define COORD_LOG_LINES       20
+
 /* A whole decimal number in [min, max], or -1. */
 static long parse_count(const char *text, long min, long max)
 {
@@ -168,9 +174,11 @@ static int wire(coord *c)
     sp.orphan_grace_ms = c->cfg.orphan_grace_ms;
     ef_errmsg em = {{0}};
     c->transport = transport_new(c->loop);
+    c->peers = peers_new();
+    c->log_limit = ratelimit_new(COORD_LOG_INTERVAL_MS, COORD_LOG_KEYS, COORD_LOG_LINES);
     c->registry = registry_new(&rp);
     c->scheduler = c->registry ? scheduler_new(c->registry, &sp) : NULL;
-    if (!c->transport || !c->scheduler) {
+    if (!c->transport || !c->scheduler || !c->peers || !c->log_limit) {
         log_error("start-up failed: out of memory or ZeroMQ context");
         return 1;
     }
@@ -195,14 +203,16 @@ static void on_signal(uv_signal_t *h, int signum)
 static void teardown(coord *c)
 {
     if (c->scheduler)
-        dispatch_flush(c); /* every open request gets an error, not a hang */
+        request_flush(c); /* every open request gets an error, not a hang */
     if (c->agents)
         agents_link_close(c);
-    dispatch_close(c);
+    request_close(c);
     transport_destroy(&c->transport);
     uv_run(c->loop, UV_RUN_NOWAIT); /* close callbacks */
     scheduler_destroy(&c->scheduler);
     registry_destroy(&c->registry);
+    peers_destroy(&c->peers);
+    ratelimit_destroy(&c->log_limit);
 }
 
 int main(int argc, char **argv)
@@ -230,7 +240,7 @@ int main(int argc, char **argv)
     uv_signal_init(&loop, &sigterm);
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
-    dispatch_init(&c); /* its timer must exist before anything can fail */
+    request_init(&c); /* its timers must exist before anything can fail */
     rc = wire(&c);
     if (rc == 0)
         uv_run(&loop, UV_RUN_DEFAULT);

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void send_reply(coord *c, const uint8_t *client, size_t len, Edgefleet__OperatorReply *r)
+static void send_reply(coord *c, const coord_client *client, Edgefleet__OperatorReply *r)
 {
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_REPLY;
     env.reply = r;
-    frontend_send(c, client, len, &env);
+    delivery_send(c, client->routing_id, client->routing_id_len, &env);
 }
 
 /* The status message's parts, allocated together and freed after the reply is packed. */
@@ -93,7 +93,7 @@ static int build_status(coord *c, Edgefleet__FleetStatus *fs, status_parts *p)
     return 0;
 }
 
-static void status(coord *c, Edgefleet__OperatorReply *r, const uint8_t *client, size_t len)
+static void status(coord *c, Edgefleet__OperatorReply *r, const coord_client *client)
 {
     Edgefleet__FleetStatus fs = EDGEFLEET__FLEET_STATUS__INIT;
     status_parts parts = {0};
@@ -102,7 +102,7 @@ static void status(coord *c, Edgefleet__OperatorReply *r, const uint8_t *client,
         r->status = &fs;
     else
         r->message = "coordinator out of memory";
-    send_reply(c, client, len, r);
+    send_reply(c, client, r);
     status_parts_free(&parts);
 }
 
@@ -125,25 +125,27 @@ static void drain(coord *c, Edgefleet__OperatorReply *r, const char *agent, int 
              rc ? " (the agent was not told: link down)" : "");
     r->message = enable ? "draining: no new work; running requests finish" : "undrained";
     if (!enable)
-        dispatch_run(c); /* it may take queued work again */
+        request_pump(c); /* it may take queued work again */
 }
 
-void ops_handle(coord *c, const Edgefleet__OperatorCommand *cmd, const char *user_id,
-                const uint8_t *client, size_t client_len)
+void ops_handle(coord *c, const Edgefleet__OperatorCommand *cmd, const coord_client *client)
 {
+    const char *user_id = client->user_id;
     Edgefleet__OperatorReply r = EDGEFLEET__OPERATOR_REPLY__INIT;
     r.command_id = cmd->command_id;
     if (strncmp(user_id, "operators/", 10) != 0) {
-        log_warn("operator command %d from %s refused: not an operator key", (int)cmd->kind,
-                 user_id);
+        uint32_t held = 0;
+        if (ratelimit_check(c->log_limit, user_id, clock_mono_ms(), &held))
+            log_warn("operator command %d from %s refused: not an operator key", (int)cmd->kind,
+                     user_id);
         r.code = EF_EDENIED;
         r.message = "operator commands need a key in the operators allowlist";
-        send_reply(c, client, client_len, &r);
+        send_reply(c, client, &r);
         return;
     }
     switch (cmd->kind) {
     case EDGEFLEET__COMMAND_KIND__COMMAND_STATUS:
-        status(c, &r, client, client_len);
+        status(c, &r, client);
         return;
     case EDGEFLEET__COMMAND_KIND__COMMAND_DRAIN:
     case EDGEFLEET__COMMAND_KIND__COMMAND_UNDRAIN:
@@ -155,5 +157,5 @@ void ops_handle(coord *c, const Edgefleet__OperatorCommand *cmd, const char *use
         r.message = "unknown operator command";
         break;
     }
-    send_reply(c, client, client_len, &r);
+    send_reply(c, client, &r);
 }

@@ -67,6 +67,14 @@ const registry_agent *registry_get(const registry_t *self, agent_id_t id)
     return id == AGENT_ID_NONE ? NULL : find_mut(self, id);
 }
 
+agent_id_t registry_find_key(const registry_t *self, const char *key_id)
+{
+    for (size_t i = 0; key_id && i < self->n; i++)
+        if (strcmp(self->agents[i].key_id, key_id) == 0)
+            return self->agents[i].id;
+    return AGENT_ID_NONE;
+}
+
 agent_id_t registry_find_name(const registry_t *self, const char *name)
 {
     for (size_t i = 0; name && i < self->n; i++)
@@ -165,6 +173,10 @@ static int fill_models(registry_agent *a, const registry_registration *reg, ef_e
             return rc;
         if (registry_model_index(a, m->name) >= 0)
             return errmsg_set(reason, EF_EINVAL, "register: model \"%s\" listed twice", m->name);
+        if (reg->models[i].n_slots > REGISTRY_SLOTS_MAX)
+            return errmsg_set(reason, EF_EINVAL,
+                              "register: model \"%s\" with %u slots (at most %d)", m->name,
+                              reg->models[i].n_slots, REGISTRY_SLOTS_MAX);
         m->n_slots = m->total_slots = reg->models[i].n_slots;
         a->n_models = i + 1; /* so the duplicate check above sees the models before it */
     }
@@ -198,6 +210,8 @@ static int fill_agent(registry_t *self, registry_agent *a, const registry_regist
                                : iv > INTERVAL_MAX_MS ? INTERVAL_MAX_MS
                                                       : iv;
     a->simulated = reg->simulated;
+    if (reg->boot_id)
+        memcpy(a->boot_id, reg->boot_id, REGISTRY_BOOT_ID_LEN);
     a->registered_ms = a->last_seen_ms = now_ms;
     return 0;
 }
@@ -226,20 +240,48 @@ static int ensure_room(registry_t *self)
     return 0;
 }
 
-/* Decides what an existing agent of the same name means for a new Register: refuse (live and
- * another key) or replace. Writes the index to replace, or -1 when there is none. */
-static int check_name(registry_t *self, const registry_agent *fresh, uint64_t now_ms,
-                      long *replace_at, ef_errmsg *reason)
+/* Decides what an existing agent of the same key or name means for a new Register: refuse (it
+ * is live and not the same process) or replace it. Writes the index to replace, or -1 when there
+ * is none. Keys and names are each unique in the table, so at most one entry can be in the way
+ * per rule; when two are (one per rule), the second refuses. */
+static int boot_id_zero(const uint8_t *id)
+{
+    static const uint8_t zero[REGISTRY_BOOT_ID_LEN];
+    return memcmp(id, zero, REGISTRY_BOOT_ID_LEN) == 0;
+}
+
+static int check_clash(registry_t *self, const registry_agent *fresh, uint64_t now_ms,
+                       long *replace_at, int *rebind, ef_errmsg *reason)
 {
     *replace_at = -1;
+    *rebind = 0;
     for (size_t i = 0; i < self->n; i++) {
         const registry_agent *old = &self->agents[i];
-        if (strcmp(old->name, fresh->name) != 0)
+        int same_key = strcmp(old->key_id, fresh->key_id) == 0;
+        if (!same_key && strcmp(old->name, fresh->name) != 0)
             continue;
-        if (strcmp(old->key_id, fresh->key_id) != 0 && registry_agent_live(self, old, now_ms))
+        int live = registry_agent_live(self, old, now_ms);
+        int same_boot = memcmp(old->boot_id, fresh->boot_id, REGISTRY_BOOT_ID_LEN) == 0;
+        if (same_key && same_boot && !boot_id_zero(fresh->boot_id)) {
+            *replace_at = (long)i;
+            *rebind = 1;
+            return 0;
+        }
+        if (same_key && live && !same_boot)
             return errmsg_set(reason, EF_EDUPLICATE,
-                              "agent name \"%s\" is in use by a live agent with another key (%s)",
-                              fresh->name, old->key_id);
+                              "key %s is in use by a live agent (host %s): a second board with "
+                              "a copy of that key (host %s) is refused; give each board its own "
+                              "key",
+                              fresh->key_id, old->hostname, fresh->hostname);
+        if (!same_key && live)
+            return errmsg_set(reason, EF_EDUPLICATE,
+                              "agent name \"%s\" is in use by a live agent with another key "
+                              "(%s; this one is %s)",
+                              fresh->name, old->key_id, fresh->key_id);
+        if (*replace_at >= 0)
+            return errmsg_set(reason, EF_EDUPLICATE,
+                              "agent \"%s\" (key %s) clashes with two registered agents",
+                              fresh->name, fresh->key_id);
         *replace_at = (long)i;
     }
     return 0;
@@ -256,9 +298,20 @@ int registry_register(registry_t *self, const registry_registration *reg, uint64
     if (rc != 0)
         return rc;
     long old = -1;
-    rc = check_name(self, &fresh, now_ms, &old, reason);
+    int rebind = 0;
+    rc = check_clash(self, &fresh, now_ms, &old, &rebind, reason);
     if (rc != 0)
         return rc;
+    if (rebind) { /* the same process on a new link: same entry, its requests go on */
+        registry_agent *a = &self->agents[old];
+        memcpy(a->routing_id, fresh.routing_id, fresh.routing_id_len);
+        a->routing_id_len = fresh.routing_id_len;
+        memcpy(a->hostname, fresh.hostname, sizeof a->hostname);
+        if (now_ms > a->last_seen_ms)
+            a->last_seen_ms = now_ms;
+        *id_out = a->id;
+        return 0;
+    }
     if (old < 0 && (rc = ensure_room(self)) != 0)
         return errmsg_set(reason, rc, "register: agent table full (%u agents)",
                           self->params.max_agents);
@@ -286,7 +339,8 @@ int registry_heartbeat(registry_t *self, agent_id_t id, const registry_load *loa
         int mi = registry_model_index(a, load->models[i].model);
         if (mi < 0)
             continue; /* a model it did not declare: it must re-register to add one */
-        a->models[mi].total_slots = load->models[i].total_slots;
+        uint32_t total = load->models[i].total_slots;
+        a->models[mi].total_slots = total < a->models[mi].n_slots ? total : a->models[mi].n_slots;
         a->models[mi].busy_slots = load->models[i].busy_slots;
     }
     /* Negative or NaN speeds from a confused agent are "not measured", never a weight. */

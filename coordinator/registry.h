@@ -14,12 +14,14 @@
 
 /* Sizes include the terminating NUL. Longer strings from the wire are refused (EF_EINVAL), never
  * truncated, so two agents can't collide on a shared prefix. */
-#define REGISTRY_NAME_MAX       64  /* agent name */
-#define REGISTRY_KEY_MAX        128 /* ZAP User-Id, e.g. "agents/board-7" */
-#define REGISTRY_HOST_MAX       128 /* hostname */
-#define REGISTRY_MODEL_NAME_MAX 128 /* model name requests use */
-#define REGISTRY_MODELS_MAX     16  /* models one agent may serve */
-#define REGISTRY_ROUTING_ID_MAX 255 /* ZeroMQ's own limit for a routing id */
+#define REGISTRY_NAME_MAX       65   /* agent name: a key name, [A-Za-z0-9._-]{1,64} */
+#define REGISTRY_KEY_MAX        128  /* ZAP User-Id, e.g. "agents/board-7" */
+#define REGISTRY_HOST_MAX       128  /* hostname */
+#define REGISTRY_MODEL_NAME_MAX 128  /* model name requests use */
+#define REGISTRY_MODELS_MAX     16   /* models one agent may serve */
+#define REGISTRY_ROUTING_ID_MAX 255  /* ZeroMQ's own limit for a routing id */
+#define REGISTRY_BOOT_ID_LEN    16   /* Register.boot_id: one agent process */
+#define REGISTRY_SLOTS_MAX      1024 /* slots one model may declare: beyond, a board is lying */
 
 /* Identifies one registration. Assigned by the registry, never reused during its life, never 0:
  * an id kept by a request whose agent re-registered or died simply finds nothing. */
@@ -42,9 +44,10 @@ typedef struct {
 
 /* A Register message, already decoded. Strings are copied; the caller keeps ownership. */
 typedef struct {
-    const char *name;     /* agent name, non-empty */
-    const char *key_id;   /* ZAP User-Id of the connection; refusals compare it */
-    const char *hostname; /* NULL = "" */
+    const char *name;       /* agent name, non-empty (the daemon uses the key's name) */
+    const char *key_id;     /* ZAP User-Id of the connection: who the agent is */
+    const uint8_t *boot_id; /* REGISTRY_BOOT_ID_LEN bytes, or NULL: which process of that key */
+    const char *hostname;   /* NULL = "" */
     const uint8_t *routing_id;
     size_t routing_id_len; /* 1..REGISTRY_ROUTING_ID_MAX */
     const registry_model_decl *models;
@@ -86,6 +89,7 @@ typedef struct {
     char name[REGISTRY_NAME_MAX];
     char key_id[REGISTRY_KEY_MAX];
     char hostname[REGISTRY_HOST_MAX];
+    uint8_t boot_id[REGISTRY_BOOT_ID_LEN]; /* all zero when none was given */
     uint8_t routing_id[REGISTRY_ROUTING_ID_MAX];
     size_t routing_id_len;
     bool simulated;
@@ -110,17 +114,24 @@ registry_t *registry_new(const registry_params *p);
 /* Frees the registry and sets *self_p = NULL. NULL or *self_p NULL is a no-op. */
 void registry_destroy(registry_t **self_p);
 
-/* Adds an agent from its Register. Returns 0 and *id_out (new id). When an agent of the same
- * name existed and either had the same key or was no longer live, it is replaced: its entry is
- * removed and its id written to *replaced_out (else AGENT_ID_NONE) - the caller must then call
+/* Adds an agent from its Register. Returns 0 and *id_out (new id). An entry is an agent's key
+ * (key_id) and name. An existing entry of the same key is replaced when it is the same process
+ * (same boot id: it reconnected) or no longer live; an existing entry of the same name and
+ * another key is replaced when it is no longer live. The same process (same non-zero boot id)
+ * on a new link keeps its entry: *id_out is its old id, with the new routing id, and what runs
+ * on it goes on (it re-sends what it streamed meanwhile). The replaced entry is removed and its id
+ * written to *replaced_out (else AGENT_ID_NONE) - the caller must then call
  * scheduler_agent_gone(replaced) to fail (or move) the requests the old entry had.
  * Errors (no change made): EF_EINVAL bad or oversize field (reason says which);
- * EF_EDUPLICATE a live agent of that name holds another key (reason is the line to put in
+ * EF_EDUPLICATE a live agent holds that key under another boot id (a second board with a copy
+ * of the key) or that name under another key (reason names both and is the line to put in
  * Registered.reason); EF_EBUSY the table is full. reason may be NULL. */
 int registry_register(registry_t *self, const registry_registration *reg, uint64_t now_ms,
                       agent_id_t *id_out, agent_id_t *replaced_out, ef_errmsg *reason);
 
-/* Applies a Heartbeat: slots per model, speeds, drain flag; counts as life.
+/* Applies a Heartbeat: slots per model (never more than were declared at register: a board
+ * cannot talk itself into more work than it said it could take), speeds, drain flag; counts as
+ * life.
  * Returns 0, EF_ENOENT unknown id (the agent should re-register), EF_EINVAL bad argument.
  * The caller should call scheduler_dispatch afterwards: slots may have appeared. */
 int registry_heartbeat(registry_t *self, agent_id_t id, const registry_load *load, uint64_t now_ms);
@@ -148,6 +159,7 @@ const registry_agent *registry_get_routing_id(const registry_t *self, const uint
                                               size_t len);
 agent_id_t registry_find_routing_id(const registry_t *self, const uint8_t *routing_id, size_t len);
 agent_id_t registry_find_name(const registry_t *self, const char *name);
+agent_id_t registry_find_key(const registry_t *self, const char *key_id);
 
 /* Iteration for status reports: i in [0, registry_count). Order is unspecified, except that
  * removing the agent at i moves the last one into i (and leaves the others where they are), so a

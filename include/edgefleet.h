@@ -49,7 +49,8 @@ extern "C" {
     XX(EDRAINING, -25, "agent is draining")                   \
     XX(ETOKENIZE, -26, "prompt could not be tokenized")       \
     XX(EDENIED, -27, "not allowed for this key")              \
-    XX(EPARTIAL, -28, "some items of the batch failed")
+    XX(EPARTIAL, -28, "some items of the batch failed")       \
+    XX(ESTALLED, -29, "the client stopped reading its stream")
 
 typedef enum {
     EF_OK = 0,

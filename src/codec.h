@@ -18,6 +18,15 @@
  * chunks are sized to fit under it. */
 #define CODEC_MAX_FRAME_DEFAULT (4u * 1024u * 1024u)
 
+/* What one request may carry, checked at the coordinator's front door (before anything is
+ * queued) and again by the agent: a prompt (raw text plus every chat message's role and
+ * content) of 1 MiB is far beyond any context we serve, and with these bounds a Request always
+ * fits in a frame of CODEC_MAX_FRAME_DEFAULT once the coordinator has added its own fields. */
+#define CODEC_MAX_PROMPT_BYTES (1u << 20)
+#define CODEC_MAX_MESSAGES     256
+#define CODEC_MAX_STOP         16
+#define CODEC_MAX_STOP_LEN     256
+
 /* Request ids are 128-bit, chosen by the client. */
 #define CODEC_REQUEST_ID_LEN 16u
 

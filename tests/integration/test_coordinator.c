@@ -125,17 +125,27 @@ static void test_unknown_agent_key_cannot_register(void **state)
     assert_true(ts_file_wait_for(w->f.log, "refused connection on domain \"agents\"", 2000));
 }
 
-static void test_same_name_with_another_key_is_refused_with_a_log_line(void **state)
+/* The fleet names an agent after its key: another name is refused, and a second board with a
+ * copy of a live agent's key is refused with both hosts in the line, while the first serves on. */
+static void test_an_agent_is_its_key_and_a_copy_of_a_live_key_is_refused(void **state)
 {
     world *w = *state;
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 8), 0);
-    agent(w, 0, "board", "a1", 1, 3, 1);
+    agent(w, 0, "board", "a1", 1, 3, 1); /* asks for a name its key does not have */
+    assert_int_equal(sa_wait_registered(w->agents[0], 3000), -1);
+    sa_stop(&w->agents[0]);
+    assert_true(ts_file_wait_for(w->f.log, "is not the name of its key (agents/a1)", 1000));
+    agent(w, 0, "a1", "a1", 1, 3, 1);
     assert_int_equal(sa_wait_registered(w->agents[0], 3000), 1);
-    agent(w, 1, "board", "a2", 1, 3, 1);
+    agent(w, 1, NULL, "a1", 1, 3, 1); /* the same key, another process: a cloned board */
     assert_int_equal(sa_wait_registered(w->agents[1], 3000), -1);
-    sa_stop(&w->agents[1]);
-    assert_true(ts_file_wait_for(w->f.log, "agent \"board\" (key agents/a2) refused", 1000));
+    assert_true(ts_file_wait_for(w->f.log, "key agents/a1 is in use by a live agent", 1000));
     assert_int_equal(fx_wait_agents(&w->f, "op", 1, 2000), 1);
+    w->client = fx_client(&w->f, "cli", 10000);
+    ef_result r;
+    assert_int_equal(ef_client_generate(w->client, MODEL, "hi", NULL, NULL, NULL, &r), 0);
+    assert_string_equal(r.agent, "a1");
+    assert_int_equal(sa_requests(w->agents[1]), 0);
 }
 
 /* Items of a batch, as they come back; `release` is freed by the first failed item. */
@@ -391,8 +401,8 @@ static void test_batch_is_sharded_by_capacity_and_every_item_comes_back_once(voi
 {
     world *w = *state;
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 16), 0);
-    scripted_agent *big = agent(w, 0, "big", "a1", 3, 5, 20);
-    scripted_agent *small = agent(w, 1, "small", "a2", 1, 5, 20);
+    scripted_agent *big = agent(w, 0, "", "a1", 3, 5, 20);     /* named a1, after its key */
+    scripted_agent *small = agent(w, 1, NULL, "a2", 1, 5, 20); /* a2 */
     assert_int_equal(sa_wait_registered(big, 3000), 1);
     assert_int_equal(sa_wait_registered(small, 3000), 1);
     w->client = fx_client(&w->f, "cli", 20000);
@@ -406,8 +416,8 @@ static void test_batch_is_sharded_by_capacity_and_every_item_comes_back_once(voi
     for (int i = 0; i < 12; i++) {
         assert_int_equal(b.calls[i], 1);
         assert_int_equal(b.status[i], 0);
-        on_big += strcmp(b.agent[i], "big") == 0;
-        on_small += strcmp(b.agent[i], "small") == 0;
+        on_big += strcmp(b.agent[i], "a1") == 0;
+        on_small += strcmp(b.agent[i], "a2") == 0;
     }
     assert_int_equal(on_big + on_small, 12);
     assert_true(on_small >= 1);
@@ -476,8 +486,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plaintext_peer_gets_nothing_and_is_logged, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unknown_agent_key_cannot_register, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_same_name_with_another_key_is_refused_with_a_log_line,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_an_agent_is_its_key_and_a_copy_of_a_live_key_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_gives_fleet_busy_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_passing_in_queue_fails_and_is_never_sent,
                                         setup, teardown),

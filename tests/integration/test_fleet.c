@@ -385,9 +385,12 @@ static void test_batch_is_sharded_by_capacity_and_every_item_comes_back_once(voi
 {
     fleet *w = *state;
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, 64), 0);
-    start_agent(w, 0, "big", NULL, 3);
-    start_agent(w, 1, "mid", NULL, 2);
-    start_agent(w, 2, "small", NULL, 1);
+    /* Agents are named after their keys: the boards get keys of those names. */
+    const char *names[3] = {"big", "mid", "small"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fx_add_key(&w->f, names[i], "agents", NULL), 0);
+        start_agent(w, i, names[i], names[i], 3 - i);
+    }
     wait_fleet(w, 3, 20000);
     w->client = fx_client(&w->f, "cli", 120000);
     ef_gen_params p = greedy(48);

@@ -182,14 +182,17 @@ static void test_heartbeat_updates_slots_speed_and_drain(void **state)
     assert_int_equal(registry_heartbeat(reg, a, &hb, T0 + 500), 0);
     const registry_agent *ag = registry_get(reg, a);
     assert_int_equal(ag->n_models, 1);
-    assert_int_equal(ag->models[0].total_slots, 6);
+    /* 6 slots claimed, 2 declared at register: a board cannot talk itself into more work. */
+    assert_int_equal(ag->models[0].total_slots, 2);
     assert_int_equal(ag->models[0].busy_slots, 1);
     assert_true(ag->gen_tps == 42.5);
     assert_true(registry_agent_draining(ag));
     assert_int_equal(ag->last_seen_ms, T0 + 500);
     hb.draining = false;
     hb.gen_tps = -3; /* nonsense from the wire is "not measured" */
+    ml[0].total_slots = 1; /* fewer than declared (a slot failed): taken as it is */
     assert_int_equal(registry_heartbeat(reg, a, &hb, T0 + 600), 0);
+    assert_int_equal(ag->models[0].total_slots, 1);
     assert_false(registry_agent_draining(ag));
     assert_true(ag->gen_tps == 0);
     assert_int_equal(registry_set_drain(reg, a, true), 0); /* operator order, no echo needed */

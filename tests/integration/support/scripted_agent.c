@@ -5,6 +5,7 @@
 #include "transport.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ typedef struct {
 struct scripted_agent {
     sa_params p;
     char name[64], model[64], server[KEYS_Z85_LEN + 1], endpoint[64];
+    uint8_t boot_id[16];
     keys_pair keys;
     pthread_t thread;
     atomic_int stop, registered, requests, served, drain, released, silent;
@@ -49,6 +51,8 @@ static void send_register(scripted_agent *sa)
     mi.n_slots = sa->p.slots;
     Edgefleet__Register r = EDGEFLEET__REGISTER__INIT;
     r.agent_name = sa->name;
+    r.boot_id.data = sa->boot_id;
+    r.boot_id.len = sizeof sa->boot_id;
     r.hostname = "scripted";
     r.models = mis;
     r.n_models = 1;
@@ -229,7 +233,8 @@ scripted_agent *sa_start(const sa_params *p)
         return NULL;
     sa->p = *p;
     atomic_store(&sa->drain, -1);
-    snprintf(sa->name, sizeof sa->name, "%s", p->name);
+    snprintf(sa->name, sizeof sa->name, "%s", p->name ? p->name : "");
+    randombytes_buf(sa->boot_id, sizeof sa->boot_id);
     snprintf(sa->model, sizeof sa->model, "%s", p->model);
     snprintf(sa->server, sizeof sa->server, "%s", p->server_public);
     snprintf(sa->endpoint, sizeof sa->endpoint, "%s", p->endpoint);
@@ -238,7 +243,6 @@ scripted_agent *sa_start(const sa_params *p)
     int linger = 0;
     if (keys_load_pair(p->key_file, &sa->keys, &em) != 0 ||
         transport_setup_client_socket(sa->sock, &sa->keys, sa->server, 0) != 0 ||
-        zmq_setsockopt(sa->sock, ZMQ_ROUTING_ID, sa->name, strlen(sa->name)) != 0 ||
         zmq_setsockopt(sa->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_connect(sa->sock, sa->endpoint) != 0 ||
         pthread_create(&sa->thread, NULL, run, sa) != 0) {

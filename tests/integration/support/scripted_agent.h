@@ -13,7 +13,8 @@
 typedef struct scripted_agent scripted_agent;
 
 typedef struct {
-    const char *name;     /* agent name = routing id */
+    const char *name;     /* name to ask for ("" or NULL: none; the fleet names it after its
+                             key, and refuses any other name) */
     const char *key_file; /* its .key */
     const char *server_public;
     const char *endpoint; /* coordinator agents endpoint */

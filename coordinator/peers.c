@@ -1,0 +1,218 @@
+/* Implementation of peers.h: entries in a hash table keyed by SipHash (a secret key drawn at
+ * start: routing ids can be chosen by peers) over link + routing id, with a use-ordered list for
+ * eviction. Revocation reads each allowlist once per sweep (zap_snapshot) however many
+ * connections there are. Loop thread only. */
+#include "peers.h"
+
+#include "clock.h"
+#include "coord.h"
+#include "log.h"
+#include "zap.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct peer {
+    peers_link link;
+    uint8_t routing_id[COORD_PEER_MAX];
+    size_t routing_id_len;
+    char user_id[REGISTRY_KEY_MAX];
+    char key[KEYS_Z85_LEN + 1];
+    tsock_conn conn; /* fd -1 when libzmq did not say (inproc) */
+    int revoked;
+    struct peer *hnext;         /* bucket chain */
+    struct peer *newer, *older; /* use order */
+} peer;
+
+struct peers {
+    peer **buckets;
+    size_t nbuckets; /* a power of two */
+    size_t n;
+    peer *newest, *oldest;
+    uint8_t hash_key[crypto_shorthash_KEYBYTES];
+};
+
+peers *peers_new(void)
+{
+    peers *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->nbuckets = 1024;
+    p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
+    if (!p->buckets) {
+        free(p);
+        return NULL;
+    }
+    randombytes_buf(p->hash_key, sizeof p->hash_key);
+    return p;
+}
+
+void peers_destroy(peers **p_p)
+{
+    if (!p_p || !*p_p)
+        return;
+    peers *p = *p_p;
+    for (peer *e = p->newest, *next; e; e = next) {
+        next = e->older;
+        free(e);
+    }
+    free(p->buckets);
+    free(p);
+    *p_p = NULL;
+}
+
+size_t peers_count(const peers *p) { return p ? p->n : 0; }
+
+static size_t bucket_of(const peers *p, peers_link link, const uint8_t *id, size_t len)
+{
+    uint8_t buf[1 + COORD_PEER_MAX], h[crypto_shorthash_BYTES];
+    buf[0] = (uint8_t)link;
+    memcpy(buf + 1, id, len);
+    crypto_shorthash(h, buf, 1 + len, p->hash_key);
+    uint64_t v;
+    memcpy(&v, h, sizeof v);
+    return (size_t)(v & (p->nbuckets - 1));
+}
+
+static peer **find_link(peers *p, peers_link link, const uint8_t *id, size_t len)
+{
+    peer **at = &p->buckets[bucket_of(p, link, id, len)];
+    while (*at && !((*at)->link == link && (*at)->routing_id_len == len &&
+                    memcmp((*at)->routing_id, id, len) == 0))
+        at = &(*at)->hnext;
+    return at;
+}
+
+static void unlist(peers *p, peer *e)
+{
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        p->newest = e->older;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        p->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+static void push_newest(peers *p, peer *e)
+{
+    e->older = p->newest;
+    if (p->newest)
+        p->newest->newer = e;
+    p->newest = e;
+    if (!p->oldest)
+        p->oldest = e;
+}
+
+static void forget(peers *p, peer *e)
+{
+    peer **at = find_link(p, e->link, e->routing_id, e->routing_id_len);
+    if (*at == e)
+        *at = e->hnext;
+    unlist(p, e);
+    p->n--;
+    free(e);
+}
+
+static peer *add(peers *p, peers_link link, const uint8_t *id, size_t len, zmq_msg_t *payload)
+{
+    if (p->n >= PEERS_MAX)
+        forget(p, p->oldest);
+    peer *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->link = link;
+    memcpy(e->routing_id, id, len);
+    e->routing_id_len = len;
+    tsock_peer who;
+    tsock_peer_of(payload, &who);
+    snprintf(e->user_id, sizeof e->user_id, "%s", who.user_id);
+    snprintf(e->key, sizeof e->key, "%s", who.key);
+    if (tsock_conn_capture(who.fd, &e->conn) != 0)
+        e->conn.fd = -1;
+    peer **at = find_link(p, link, id, len);
+    e->hnext = *at;
+    *at = e;
+    push_newest(p, e);
+    p->n++;
+    return e;
+}
+
+int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload)
+{
+    peers *p = c->peers;
+    size_t len = zmq_msg_size(routing);
+    if (!p || len == 0 || len > COORD_PEER_MAX)
+        return 0;
+    const uint8_t *id = zmq_msg_data(routing);
+    peer *e = *find_link(p, link, id, len);
+    if (!e)
+        e = add(p, link, id, len, payload);
+    else if (p->newest != e) {
+        unlist(p, e);
+        push_newest(p, e);
+    }
+    return e && e->revoked ? EF_EDENIED : 0;
+}
+
+void peers_on_event(tsock *s, uint16_t event, uint32_t value, void *user)
+{
+    coord *c = user;
+    if (event != ZMQ_EVENT_DISCONNECTED || !c->peers)
+        return;
+    /* The fd is closed, or already carries a newer connection: either way the entries recorded
+     * for it no longer match it, and only those go. */
+    for (peer *e = c->peers->newest, *next; e; e = next) {
+        next = e->older;
+        if (e->conn.fd == (int)value && !tsock_conn_same(&e->conn))
+            forget(c->peers, e);
+    }
+}
+
+/* A live agent connection lost its key: the agent leaves the fleet now. */
+static void revoke_agent(coord *c, const peer *e)
+{
+    const registry_agent *a =
+        registry_get_routing_id(c->registry, e->routing_id, e->routing_id_len);
+    if (!a)
+        return;
+    agent_id_t id = a->id;
+    char name[REGISTRY_NAME_MAX];
+    snprintf(name, sizeof name, "%s", a->name);
+    registry_remove(c->registry, id);
+    request_agent_gone(c, id, name, "its key was revoked");
+}
+
+static void revoke_peer(coord *c, peer *e)
+{
+    e->revoked = 1;
+    int cut = e->conn.fd >= 0 ? tsock_conn_cut(&e->conn) : EF_ENOENT;
+    log_warn("key %s revoked (%s gone from the allowlist): %s connection %s", e->user_id, e->key,
+             e->link == PEERS_AGENTS ? "agent" : "client",
+             cut == 0 ? "cut" : "ignored from now on (it could not be cut)");
+    if (e->link == PEERS_AGENTS)
+        revoke_agent(c, e);
+    else
+        request_client_revoked(c, e->user_id);
+}
+
+void peers_sweep(coord *c)
+{
+    if (!c->peers || c->peers->n == 0)
+        return;
+    zap_snapshot *snap[2] = {zap_snapshot_new(transport_allowlists(c->transport), "agents"),
+                             zap_snapshot_new(transport_allowlists(c->transport), "clients")};
+    if (snap[0] && snap[1]) {
+        for (peer *e = c->peers->newest; e; e = e->older)
+            if (!e->revoked && e->key[0] && !zap_snapshot_has(snap[e->link], e->key, e->user_id))
+                revoke_peer(c, e);
+    } else {
+        log_warn("revocation check skipped: out of memory");
+    }
+    zap_snapshot_destroy(&snap[0]);
+    zap_snapshot_destroy(&snap[1]);
+}

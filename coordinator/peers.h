@@ -1,0 +1,40 @@
+/* The live connections on the coordinator's two ROUTERs, by routing id: which key each one holds
+ * (the ZAP User-Id and the Z85 key its messages carry) and which TCP connection it is. Removing
+ * a key's .pub refuses its next connection (ZAP reads the allowlist each time); this module makes
+ * it cut the live ones too: every PEERS_SWEEP_MS the allowlists are read once, and a connection
+ * whose key is gone is cut under libzmq, its agent dropped or its requests cancelled, within
+ * PEERS_SWEEP_MS plus a loop turn. Loop thread only. */
+#ifndef EF_COORD_PEERS_H
+#define EF_COORD_PEERS_H
+
+#include "transport.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct coord coord;
+
+/* How often live connections are checked against the allowlists. */
+#define PEERS_SWEEP_MS 1000u
+/* Connections remembered; beyond it the least recently heard from is forgotten (it is known
+ * again at its next message). */
+#define PEERS_MAX 16384u
+
+typedef enum { PEERS_AGENTS = 0, PEERS_CLIENTS = 1 } peers_link;
+
+typedef struct peers peers;
+
+peers *peers_new(void);
+void peers_destroy(peers **p_p);
+
+/* Note a message that arrived on link from routing id (frame 0) with payload (frame 1).
+ * Returns 0 to handle it, EF_EDENIED when the connection's key was revoked (drop it). */
+int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload);
+/* Both ROUTERs' tsock event callback: a closed connection is forgotten. */
+void peers_on_event(tsock *s, uint16_t event, uint32_t value, void *user);
+/* Check every live connection's key against the allowlists now; cut the revoked ones. */
+void peers_sweep(coord *c);
+/* Connections known, for tests and status. */
+size_t peers_count(const peers *p);
+
+#endif
