@@ -33,6 +33,7 @@ typedef struct {
     uint32_t liveness;        /* silent intervals before an agent is dead */
     uint32_t queue;           /* queued requests per model */
     uint32_t orphan_grace_ms; /* queued requests of a model no agent serves fail after this */
+    uint32_t client_stall_ms; /* a client that takes none of its stream this long loses it */
 } coord_config;
 
 typedef struct coord {

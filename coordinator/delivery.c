@@ -3,7 +3,7 @@
  * chunk and leave a gap the client cannot see, the request keeps what is not sent yet, in
  * order — the waiting chunks merged into one, then its final Done or Error — and a timer offers
  * it again every DELIVERY_RETRY_MS. A backlog that grows past DELIVERY_BACKLOG_MAX or takes
- * nothing for DELIVERY_STALL_MS costs that request alone: it is cancelled on its agent and
+ * nothing for --client-stall-ms costs that request alone: it is cancelled on its agent and
  * ends with EF_ESTALLED. Loop thread. */
 #include "clock.h"
 #include "coord.h"
@@ -216,7 +216,7 @@ static void on_delivery_timer(uv_timer_t *t)
         next = f->bl_next;
         int rc = backlog_flush(c, f);
         int ended = f->backlog->final != NULL;
-        if (rc == EF_EBUSY && now - f->backlog->progress_ms < DELIVERY_STALL_MS)
+        if (rc == EF_EBUSY && now - f->backlog->progress_ms < c->cfg.client_stall_ms)
             continue;
         if (rc == 0 || ended) {
             if (rc != 0) {
@@ -224,7 +224,7 @@ static void on_delivery_timer(uv_timer_t *t)
                 log_warn("request %s: its client %s did not take its last %zu bytes in %u ms; "
                          "dropped",
                          codec_id_hex(f->request->request_id, hex), f->client_key,
-                         backlog_bytes(f->backlog), DELIVERY_STALL_MS);
+                         backlog_bytes(f->backlog), c->cfg.client_stall_ms);
             }
             backlog_free(c, f);
             if (ended)
@@ -236,7 +236,7 @@ static void on_delivery_timer(uv_timer_t *t)
         f->backlog->progress_ms = now;
         char msg[96];
         snprintf(msg, sizeof msg, "the client did not read its stream for %u ms",
-                 DELIVERY_STALL_MS);
+                 c->cfg.client_stall_ms);
         request_abort(c, f, rc == EF_ENOTCONN ? EF_ENOTCONN : EF_ESTALLED,
                       rc == EF_ENOTCONN ? "client gone" : msg);
         if (rc == EF_ENOTCONN)

@@ -29,6 +29,8 @@ static void usage(FILE *out)
             "  --queue N                  queued requests per model (default 64)\n"
             "  --orphan-grace-ms N        fail queued requests of a model that no agent has\n"
             "                             served for N ms (default 30000)\n"
+            "  --client-stall-ms N        a client that reads none of its stream for N ms loses\n"
+            "                             the request (default 10000)\n"
             "  --log-level debug|info|warn|error   (default info)\n"
             "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n");
 }
@@ -61,6 +63,7 @@ static const struct option long_options[] = {{"help", no_argument, 0, 'h'},
                                              {"liveness", required_argument, 0, 'L'},
                                              {"queue", required_argument, 0, 'q'},
                                              {"orphan-grace-ms", required_argument, 0, 'o'},
+                                             {"client-stall-ms", required_argument, 0, 's'},
                                              {0, 0, 0, 0}};
 
 /* The numeric options: name, bounds, and where each goes. */
@@ -76,6 +79,7 @@ static const count_option count_options[] = {
     {'L', "liveness", 1, 1000000, offsetof(coord_config, liveness)},
     {'q', "queue", 1, 1000000, offsetof(coord_config, queue)},
     {'o', "orphan-grace-ms", 1, 86400000, offsetof(coord_config, orphan_grace_ms)},
+    {'s', "client-stall-ms", 100, 3600000, offsetof(coord_config, client_stall_ms)},
 };
 
 /* Fill cfg from argv. Returns 0, 1 for --help, or 2 (message printed). */
@@ -114,7 +118,8 @@ static int parse_options(int argc, char **argv, coord_config *cfg)
         case 'H':
         case 'L':
         case 'q':
-        case 'o': {
+        case 'o':
+        case 's': {
             const count_option *o = count_options;
             while (o->ch != ch)
                 o++;
@@ -226,7 +231,8 @@ int main(int argc, char **argv)
                            .heartbeat_ms = 1000,
                            .liveness = 3,
                            .queue = 64,
-                           .orphan_grace_ms = 30000};
+                           .orphan_grace_ms = 30000,
+                           .client_stall_ms = DELIVERY_STALL_MS};
     int rc = parse_options(argc, argv, &c.cfg);
     if (rc)
         return rc == 1 ? 0 : 2;

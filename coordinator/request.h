@@ -124,8 +124,9 @@ void request_agent_gone(coord *c, agent_id_t agent, const char *agent_name, cons
 
 /* ---- delivery.c ---------------------------------------------------------------------------- */
 
-/* A client whose stream waits longer than this without taking anything, or whose waiting
- * output passes DELIVERY_BACKLOG_MAX bytes, loses the request (EF_ESTALLED). */
+/* A client whose stream waits longer than --client-stall-ms (default DELIVERY_STALL_MS) without
+ * taking anything, or whose waiting output passes DELIVERY_BACKLOG_MAX bytes, loses the request
+ * (EF_ESTALLED): a reader that stopped must not hold an agent's slot forever. */
 #define DELIVERY_STALL_MS    10000u
 #define DELIVERY_BACKLOG_MAX (1u << 20)
 

@@ -83,28 +83,34 @@ int fx_start_coordinator(fleet_fixture *f, int hb_ms, int liveness, int queue)
     snprintf(lv, sizeof lv, "%d", liveness);
     snprintf(q, sizeof q, "%d", queue);
     snprintf(grace, sizeof grace, "%d", f->orphan_grace_ms);
-    char *argv[] = {bin,
-                    "--key",
-                    key,
-                    "--allow-dir",
-                    f->allow,
-                    "--agents-endpoint",
-                    f->agents_ep,
-                    "--clients-endpoint",
-                    f->clients_ep,
-                    "--telemetry-endpoint",
-                    f->telemetry_ep,
-                    "--heartbeat-ms",
-                    hb,
-                    "--liveness",
-                    lv,
-                    "--queue",
-                    q,
-                    "--log-level",
-                    "debug",
-                    f->orphan_grace_ms > 0 ? "--orphan-grace-ms" : NULL,
-                    grace,
-                    NULL};
+    char *argv[32] = {bin,
+                      "--key",
+                      key,
+                      "--allow-dir",
+                      f->allow,
+                      "--agents-endpoint",
+                      f->agents_ep,
+                      "--clients-endpoint",
+                      f->clients_ep,
+                      "--telemetry-endpoint",
+                      f->telemetry_ep,
+                      "--heartbeat-ms",
+                      hb,
+                      "--liveness",
+                      lv,
+                      "--queue",
+                      q,
+                      "--log-level",
+                      "debug",
+                      f->orphan_grace_ms > 0 ? "--orphan-grace-ms" : NULL,
+                      grace,
+                      NULL};
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    for (size_t i = 0; i < 8 && f->extra[i] && n < 30; i++)
+        argv[n++] = (char *)f->extra[i];
+    argv[n] = NULL;
     /* Count the "listening" lines already in the log: a restart appends a new one. */
     int before = 0;
     FILE *fp = fopen(f->log, "r");

@@ -17,7 +17,8 @@ typedef struct {
     char agents_ep[64], clients_ep[64], telemetry_ep[64];
     keys_pair coord_keys;
     pid_t coord_pid;
-    int orphan_grace_ms; /* > 0: passed as --orphan-grace-ms; 0: the coordinator's default */
+    int orphan_grace_ms;  /* > 0: passed as --orphan-grace-ms; 0: the coordinator's default */
+    const char *extra[8]; /* more coordinator options, NULL-terminated (e.g. "--client-max", "4") */
 } fleet_fixture;
 
 /* Temp dir, coordinator key, allowlist dirs, three free ports. 0 or -1. */
