@@ -1,16 +1,19 @@
 /* The coordinator's routing logic (see scheduler.h): the request table, admission, the pick, and
- * the moves of a request between queued, in flight and gone. Queues and session memory live in
- * scheduler_queue.c and scheduler_session.c, batch planning and estimates in scheduler_plan.c.
+ * the moves of a request between queued, in flight and gone. Heaps live in scheduler_queue.c,
+ * clients and their turns in scheduler_fair.c, session memory in scheduler_session.c, batch
+ * planning, estimates and counts in scheduler_plan.c.
  * Loop thread only. */
 #include "scheduler_internal.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 scheduler_params scheduler_default_params(void)
 {
     scheduler_params p = {
-        .max_queued_per_model = 1024,
+        .max_queued_per_model = SCHED_DEFAULT_MAX_QUEUED_PER_MODEL,
+        .max_per_client = SCHED_DEFAULT_MAX_PER_CLIENT,
         .max_models = 64,
         .max_requests = 65536,
         .max_sessions = 4096,
@@ -20,6 +23,7 @@ scheduler_params scheduler_default_params(void)
         .default_tokens = 256,
         .queue_unknown_models = false,
         .orphan_grace_ms = 30000,
+        .hash_key = NULL,
     };
     return p;
 }
@@ -51,22 +55,29 @@ static scheduler_params with_defaults(const scheduler_params *p)
 
 scheduler_t *scheduler_new(registry_t *registry, const scheduler_params *p)
 {
-    if (!registry)
+    if (!registry || sodium_init() < 0)
         return NULL;
     scheduler_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
     self->params = with_defaults(p);
+    if (self->params.hash_key)
+        memcpy(self->hash_key, self->params.hash_key, SCHED_HASH_KEY_LEN);
+    else
+        randombytes_buf(self->hash_key, SCHED_HASH_KEY_LEN);
+    self->params.hash_key = NULL; /* copied: the caller's buffer need not outlive us */
     self->registry = registry;
     self->free_head = NIL;
     self->expired_head = NIL;
+    self->inflight_head = NIL;
     self->nbuckets = 64;
     while (self->nbuckets < self->params.max_requests && self->nbuckets < (1u << 20))
         self->nbuckets *= 2;
     self->buckets = malloc(self->nbuckets * sizeof(*self->buckets));
     self->queues = calloc(self->params.max_models, sizeof(*self->queues));
-    self->sessions = session_map_new(self->params.max_sessions, self->params.session_ttl_ms);
-    if (!self->buckets || !self->queues || !self->sessions) {
+    self->sessions =
+        session_map_new(self->params.max_sessions, self->params.session_ttl_ms, self->hash_key);
+    if (!self->buckets || !self->queues || !self->sessions || fair_init(self) != 0) {
         scheduler_destroy(&self);
         return NULL;
     }
@@ -81,24 +92,27 @@ void scheduler_destroy(scheduler_t **self_p)
         return;
     scheduler_t *self = *self_p;
     for (uint32_t i = 0; self->queues && i < self->n_queues; i++)
-        queue_free(&self->queues[i]);
+        edf_free(&self->queues[i].by_deadline);
     free(self->queues);
     free(self->buckets);
     free(self->recs);
     free(self->heap_pos);
+    free(self->flow_pos);
+    fair_free(self);
     session_map_destroy(&self->sessions);
+    sodium_memzero(self->hash_key, sizeof(self->hash_key));
     free(self);
     *self_p = NULL;
 }
 
 /* ---- request table: slots, tickets, request-id hash ------------------------------------- */
 
-static uint32_t hash_id(const uint8_t *id)
+/* The request id's bucket. The id is client-chosen, so the hash is keyed: nobody can aim ids at
+ * one chain and make every lookup walk all of them. */
+static int32_t *id_bucket(const scheduler_t *self, const uint8_t *id)
 {
-    uint32_t h = 2166136261u; /* FNV-1a over the 16 client-chosen bytes */
-    for (int i = 0; i < SCHED_REQUEST_ID_LEN; i++)
-        h = (h ^ id[i]) * 16777619u;
-    return h;
+    return &self->buckets[sched_hash(self->hash_key, id, SCHED_REQUEST_ID_LEN) &
+                          (self->nbuckets - 1)];
 }
 
 static int grow_table(scheduler_t *self)
@@ -116,6 +130,10 @@ static int grow_table(scheduler_t *self)
     if (!pos)
         return EF_ENOMEM;
     self->heap_pos = pos;
+    pos = realloc(self->flow_pos, (size_t)n * sizeof(*pos));
+    if (!pos)
+        return EF_ENOMEM;
+    self->flow_pos = pos;
     for (uint32_t i = n; i-- > self->n_slots;) {
         memset(&recs[i], 0, sizeof(recs[i]));
         recs[i].where = W_FREE;
@@ -126,12 +144,17 @@ static int grow_table(scheduler_t *self)
     return 0;
 }
 
-/* Takes a free slot and fills it from the submission; the record is hashed but in no queue. */
+/* Takes a free slot and fills it from the submission; the record is hashed and counted for its
+ * client but in no queue. */
 static int alloc_record(scheduler_t *self, const sched_submit *req, uint32_t queue, uint64_t now_ms,
                         uint32_t *slot_out)
 {
     int rc;
     if (self->free_head == NIL && (rc = grow_table(self)) != 0)
+        return rc;
+    uint32_t tokens = req->max_tokens ? req->max_tokens : self->params.default_tokens;
+    int32_t client = NIL;
+    if ((rc = fair_client_hold(self, req->client ? req->client : "", tokens, &client)) != 0)
         return rc;
     uint32_t slot = (uint32_t)self->free_head;
     record *r = &self->recs[slot];
@@ -144,6 +167,7 @@ static int alloc_record(scheduler_t *self, const sched_submit *req, uint32_t que
     strcpy(r->req.model, self->queues[queue].model);
     if (req->session_id)
         strcpy(r->req.session_id, req->session_id);
+    strcpy(r->req.client, self->clients[client].name);
     r->req.deadline_ms = req->deadline_ms;
     r->req.max_tokens = req->max_tokens;
     r->req.seed = req->seed;
@@ -151,12 +175,15 @@ static int alloc_record(scheduler_t *self, const sched_submit *req, uint32_t que
     r->req.state = SCHED_QUEUED;
     r->req.payload = req->payload;
     r->queue = queue;
+    r->client = client;
+    r->flow = NIL;
+    r->tokens = tokens;
     r->seq = self->seq;
     r->mi = -1;
     r->where = W_DETACHED;
-    uint32_t b = hash_id(r->req.request_id) & (self->nbuckets - 1);
-    r->hnext = self->buckets[b];
-    self->buckets[b] = (int32_t)slot;
+    int32_t *bucket = id_bucket(self, r->req.request_id);
+    r->hnext = *bucket;
+    *bucket = (int32_t)slot;
     *slot_out = slot;
     return 0;
 }
@@ -177,7 +204,7 @@ sched_request *scheduler_get(scheduler_t *self, uint64_t ticket)
 
 static int32_t find_slot(const scheduler_t *self, const uint8_t *request_id)
 {
-    int32_t i = self->buckets[hash_id(request_id) & (self->nbuckets - 1)];
+    int32_t i = *id_bucket(self, request_id);
     while (i != NIL && memcmp(self->recs[i].req.request_id, request_id, SCHED_REQUEST_ID_LEN) != 0)
         i = self->recs[i].hnext;
     return i;
@@ -189,12 +216,27 @@ sched_request *scheduler_find(scheduler_t *self, const uint8_t *request_id)
     return i == NIL ? NULL : &self->recs[i].req;
 }
 
-static void unlink_expired(scheduler_t *self, uint32_t slot)
+/* The expired and in-flight lists are doubly linked through lprev/lnext, so a record leaves
+ * either in O(1) (a cancel of an expired record, a completion). */
+static void list_push(scheduler_t *self, int32_t *head, uint32_t slot)
 {
-    int32_t *link = &self->expired_head;
-    while (*link != (int32_t)slot)
-        link = &self->recs[*link].enext;
-    *link = self->recs[slot].enext;
+    record *r = &self->recs[slot];
+    r->lprev = NIL;
+    r->lnext = *head;
+    if (*head != NIL)
+        self->recs[*head].lprev = (int32_t)slot;
+    *head = (int32_t)slot;
+}
+
+static void list_unlink(scheduler_t *self, int32_t *head, uint32_t slot)
+{
+    record *r = &self->recs[slot];
+    if (r->lprev != NIL)
+        self->recs[r->lprev].lnext = r->lnext;
+    else
+        *head = r->lnext;
+    if (r->lnext != NIL)
+        self->recs[r->lnext].lprev = r->lprev;
 }
 
 /* Takes a record out of wherever it is (queue, expired list, in flight: its credit goes back),
@@ -203,17 +245,19 @@ void sched_detach(scheduler_t *self, uint32_t slot, bool served, sched_request *
 {
     record *r = &self->recs[slot];
     if (r->where == W_HEAP)
-        queue_remove_at(&self->queues[r->queue], self->heap_pos[slot], self->heap_pos);
+        fair_dequeue(self, slot, false);
     else if (r->where == W_EXPIRED)
-        unlink_expired(self, slot);
+        list_unlink(self, &self->expired_head, slot);
     else if (r->where == W_INFLIGHT) {
         registry_credit_return(self->registry, r->req.agent, (size_t)r->mi, served);
+        list_unlink(self, &self->inflight_head, slot);
         self->inflight--;
     }
-    int32_t *link = &self->buckets[hash_id(r->req.request_id) & (self->nbuckets - 1)];
+    int32_t *link = id_bucket(self, r->req.request_id);
     while (*link != (int32_t)slot)
         link = &self->recs[*link].hnext;
     *link = r->hnext;
+    fair_client_release(self, r->client, r->tokens);
     if (out)
         *out = r->req;
     r->req.ticket = 0;
@@ -223,13 +267,11 @@ void sched_detach(scheduler_t *self, uint32_t slot, bool served, sched_request *
     self->free_head = (int32_t)slot;
 }
 
-static int enqueue(scheduler_t *self, uint32_t slot)
+/* front: a requeue, whose client gets the next turn if it had nothing else waiting. */
+static int enqueue(scheduler_t *self, uint32_t slot, bool front)
 {
     record *r = &self->recs[slot];
-    queue_entry e = {.deadline_key = r->req.deadline_ms ? r->req.deadline_ms : UINT64_MAX,
-                     .seq = r->seq,
-                     .slot = slot};
-    int rc = queue_push(&self->queues[r->queue], e, self->heap_pos);
+    int rc = fair_enqueue(self, slot, front);
     if (rc == 0) {
         r->where = W_HEAP;
         r->req.state = SCHED_QUEUED;
@@ -239,70 +281,7 @@ static int enqueue(scheduler_t *self, uint32_t slot)
     return rc;
 }
 
-/* ---- the pick --------------------------------------------------------------------------- */
-
-/* Per-slot speed used as weight: measured, else the fleet median, else the configured default,
- * so a board that has not reported yet is neither starved nor flooded. */
-double sched_agent_speed(scheduler_t *self, const registry_agent *a)
-{
-    if (a->gen_tps > 0)
-        return a->gen_tps;
-    double median = registry_median_gen_tps(self->registry);
-    return median > 0 ? median : self->params.default_gen_tps;
-}
-
-int sched_candidate_model(const scheduler_t *self, const registry_agent *a, const char *model,
-                          uint64_t now_ms)
-{
-    if (registry_agent_draining(a) || !registry_agent_live(self->registry, a, now_ms))
-        return -1;
-    return registry_model_index(a, model);
-}
-
-/* Load after taking one more request, in capacity units: the agent with the lowest value is the
- * one whose share of work is furthest below its share of capacity. */
-static double load_score(scheduler_t *self, const registry_agent *a, int mi)
-{
-    const registry_model *m = &a->models[mi];
-    double capacity = (m->total_slots ? m->total_slots : 1) * sched_agent_speed(self, a);
-    return (m->inflight + 1) / capacity;
-}
-
-static bool pick_best(scheduler_t *self, const char *model, uint64_t now_ms, sched_pick *best)
-{
-    best->agent = AGENT_ID_NONE;
-    size_t n = registry_count(self->registry);
-    for (size_t i = 0; i < n; i++) {
-        const registry_agent *a = registry_at(self->registry, i);
-        int mi = sched_candidate_model(self, a, model, now_ms);
-        if (mi < 0 || registry_free_slots(a, (size_t)mi) == 0)
-            continue;
-        double score = load_score(self, a, mi);
-        if (best->agent == AGENT_ID_NONE || score < best->score ||
-            (score == best->score && a->id < best->agent))
-            *best = (sched_pick){.agent = a->id, .mi = mi, .score = score};
-    }
-    return best->agent != AGENT_ID_NONE;
-}
-
-/* The best agent for r, or the session's agent while it is healthy, has a credit and its load is
- * within session_overload of the best: a warm KV cache is worth a somewhat busier board. */
-static bool pick_for(scheduler_t *self, const record *r, uint64_t now_ms, sched_pick *out)
-{
-    if (!pick_best(self, r->req.model, now_ms, out))
-        return false;
-    agent_id_t held = session_map_get(self->sessions, r->req.session_id, now_ms);
-    if (held == AGENT_ID_NONE || held == out->agent)
-        return true;
-    const registry_agent *a = registry_get(self->registry, held);
-    int mi = a ? sched_candidate_model(self, a, r->req.model, now_ms) : -1;
-    if (mi < 0 || registry_free_slots(a, (size_t)mi) == 0)
-        return true;
-    double score = load_score(self, a, mi);
-    if (score <= self->params.session_overload * out->score)
-        *out = (sched_pick){.agent = held, .mi = mi, .score = score};
-    return true;
-}
+/* ---- placing a request on its agent ---------------------------------------------------- */
 
 static void place(scheduler_t *self, uint32_t slot, const sched_pick *p, uint64_t now_ms,
                   sched_dispatch *out)
@@ -315,6 +294,7 @@ static void place(scheduler_t *self, uint32_t slot, const sched_pick *p, uint64_
     r->req.agent = p->agent;
     r->req.dispatched_ms = now_ms;
     r->req.attempts++;
+    list_push(self, &self->inflight_head, slot);
     self->inflight++;
     if (r->req.session_id[0])
         session_map_put(self->sessions, r->req.session_id, p->agent, now_ms);
@@ -347,6 +327,8 @@ static int validate(const scheduler_t *self, const sched_submit *req, uint64_t n
         return EF_EINVAL;
     if (req->session_id && strlen(req->session_id) >= SCHED_SESSION_MAX)
         return EF_EINVAL;
+    if (req->client && strlen(req->client) >= SCHED_CLIENT_MAX)
+        return EF_EINVAL;
     if (req->deadline_ms != 0 && req->deadline_ms <= now_ms)
         return EF_EDEADLINE;
     if (find_slot(self, req->request_id) != NIL)
@@ -364,42 +346,81 @@ static int queue_for(scheduler_t *self, const char *model, uint32_t *queue_out)
             return EF_EBUSY;
         q = (int)self->n_queues++;
         strcpy(self->queues[q].model, model);
+        self->queues[q].turn = NIL;
     }
     *queue_out = (uint32_t)q;
     return 0;
 }
 
+/* Takes a slot for req in the order the limits are checked: the client's cap (its own doing, so
+ * reported first), the number of model queues, the model's queue bound, the request table. On
+ * EF_EBUSY *busy says which, and how full it is. */
+static int admit(scheduler_t *self, const sched_submit *req, uint64_t now_ms, uint32_t *slot_out,
+                 sched_busy *busy)
+{
+    uint32_t cap = self->params.max_per_client;
+    int32_t c = fair_client_find(self, req->client ? req->client : "");
+    uint32_t held = c == NIL ? 0 : self->clients[c].count;
+    if (cap != 0 && held >= cap) {
+        *busy = (sched_busy){.reason = SCHED_BUSY_CLIENT, .count = held, .limit = cap};
+        return EF_EBUSY;
+    }
+    uint32_t q = 0;
+    if (queue_for(self, req->model, &q) != 0) {
+        *busy = (sched_busy){
+            .reason = SCHED_BUSY_MODELS, .count = self->n_queues, .limit = self->params.max_models};
+        return EF_EBUSY;
+    }
+    uint32_t queued = self->queues[q].by_deadline.len;
+    if (queued >= self->params.max_queued_per_model) {
+        *busy = (sched_busy){.reason = SCHED_BUSY_QUEUE,
+                             .count = queued,
+                             .limit = self->params.max_queued_per_model};
+        return EF_EBUSY;
+    }
+    int rc = alloc_record(self, req, q, now_ms, slot_out);
+    if (rc == EF_EBUSY)
+        *busy = (sched_busy){
+            .reason = SCHED_BUSY_TABLE, .count = self->n_slots, .limit = self->params.max_requests};
+    return rc;
+}
+
 int scheduler_submit(scheduler_t *self, const sched_submit *req, uint64_t now_ms,
                      sched_dispatch *out, uint32_t *retry_after_ms)
 {
+    sched_busy busy = {.reason = SCHED_BUSY_NONE};
+    if (req && req->busy)
+        *req->busy = busy;
     if (!self || !req || !out)
         return EF_EINVAL;
     memset(out, 0, sizeof(*out));
+    uint32_t slot = 0;
     int rc = validate(self, req, now_ms);
-    uint32_t q = 0, slot = 0;
     if (rc == 0)
-        rc = queue_for(self, req->model, &q);
-    bool queue_full = rc == 0 && self->queues[q].len >= self->params.max_queued_per_model;
-    if (rc == 0 && !queue_full)
-        rc = alloc_record(self, req, q, now_ms, &slot);
-    if (queue_full || rc == EF_EBUSY) {
-        if (retry_after_ms)
-            *retry_after_ms = scheduler_retry_after_ms(self, req->model, now_ms);
-        return EF_EBUSY;
+        rc = admit(self, req, now_ms, &slot, &busy);
+    if (req->busy)
+        *req->busy = busy;
+    if (rc == EF_EBUSY && retry_after_ms) {
+        int32_t c = fair_client_find(self, req->client ? req->client : "");
+        *retry_after_ms =
+            busy.reason == SCHED_BUSY_CLIENT
+                ? sched_retry_for_tokens(self, req->model, (double)self->clients[c].tokens, now_ms)
+                : scheduler_retry_after_ms(self, req->model, now_ms);
     }
     if (rc != 0)
         return rc;
+    record *r = &self->recs[slot];
     sched_pick p;
-    /* Only an empty queue may be overtaken: anything waiting has an earlier claim. */
-    if (self->queues[q].len == 0 && pick_for(self, &self->recs[slot], now_ms, &p)) {
+    /* Only an empty queue may be overtaken: anything waiting has an earlier claim or turn. */
+    if (self->queues[r->queue].by_deadline.len == 0 && sched_pick_for(self, r, now_ms, &p)) {
         place(self, slot, &p, now_ms, out);
         return 0;
     }
-    if ((rc = enqueue(self, slot)) != 0) {
+    if ((rc = enqueue(self, slot, false)) != 0) {
         sched_detach(self, slot, false, NULL);
         return rc;
     }
-    out->ticket = self->recs[slot].req.ticket;
+    out->ticket = r->req.ticket;
     return 0;
 }
 
@@ -409,13 +430,11 @@ int scheduler_submit(scheduler_t *self, const sched_submit *req, uint64_t now_ms
  * where scheduler_expire reports them; they are never dispatched. */
 static void collect_expired(scheduler_t *self, model_queue *q, uint64_t now_ms)
 {
-    while (q->len > 0 && queue_top(q)->deadline_key <= now_ms) {
-        uint32_t slot = queue_top(q)->slot;
-        queue_remove_at(q, 0, self->heap_pos);
-        record *r = &self->recs[slot];
-        r->where = W_EXPIRED;
-        r->enext = self->expired_head;
-        self->expired_head = (int32_t)slot;
+    while (q->by_deadline.len > 0 && edf_top(&q->by_deadline)->deadline_key <= now_ms) {
+        uint32_t slot = edf_top(&q->by_deadline)->slot;
+        fair_dequeue(self, slot, false);
+        self->recs[slot].where = W_EXPIRED;
+        list_push(self, &self->expired_head, slot);
     }
 }
 
@@ -425,12 +444,12 @@ size_t scheduler_dispatch(scheduler_t *self, uint64_t now_ms, sched_dispatch *ou
     for (uint32_t qi = 0; self && qi < self->n_queues && n < cap; qi++) {
         model_queue *q = &self->queues[qi];
         collect_expired(self, q, now_ms);
-        while (n < cap && q->len > 0) {
-            uint32_t slot = queue_top(q)->slot;
+        while (n < cap && q->by_deadline.len > 0) {
+            uint32_t slot = fair_next(self, q); /* the first request of the client whose turn */
             sched_pick p;
-            if (!pick_for(self, &self->recs[slot], now_ms, &p))
+            if (!sched_pick_for(self, &self->recs[slot], now_ms, &p))
                 break; /* no credit for this model anywhere: the rest waits too */
-            queue_remove_at(q, 0, self->heap_pos);
+            fair_dequeue(self, slot, true);
             place(self, slot, &p, now_ms, &out[n++]);
         }
     }
@@ -463,7 +482,7 @@ size_t scheduler_orphaned(scheduler_t *self, uint64_t now_ms, sched_request *out
     size_t n = 0;
     for (uint32_t qi = 0; self && qi < self->n_queues && n < cap; qi++) {
         model_queue *q = &self->queues[qi];
-        if (q->len == 0 || has_candidate(self, q->model, now_ms)) {
+        if (q->by_deadline.len == 0 || has_candidate(self, q->model, now_ms)) {
             q->orphan_since_ms = 0;
             continue;
         }
@@ -471,8 +490,8 @@ size_t scheduler_orphaned(scheduler_t *self, uint64_t now_ms, sched_request *out
             q->orphan_since_ms = now_ms ? now_ms : 1;
         if (now_ms - q->orphan_since_ms < self->params.orphan_grace_ms)
             continue;
-        while (n < cap && q->len > 0)
-            sched_detach(self, queue_top(q)->slot, false, &out[n++]);
+        while (n < cap && q->by_deadline.len > 0)
+            sched_detach(self, edf_top(&q->by_deadline)->slot, false, &out[n++]);
     }
     return n;
 }
@@ -495,17 +514,21 @@ int scheduler_requeue(scheduler_t *self, uint64_t ticket, uint64_t now_ms)
         return EF_ENOENT;
     if (r->where != W_INFLIGHT)
         return EF_EINVAL;
-    registry_credit_return(self->registry, r->req.agent, (size_t)r->mi, false);
+    uint32_t slot = (uint32_t)(r - self->recs);
+    agent_id_t agent = r->req.agent;
+    int mi = r->mi;
+    /* Its claim stands: its (deadline, admission) order puts it before everything its client
+     * sent later, and a client with nothing else waiting gets the next turn. */
+    int rc = enqueue(self, slot, true);
+    if (rc != 0) /* out of memory: it stays in flight where it was, the caller decides */
+        return rc;
+    registry_credit_return(self->registry, agent, (size_t)mi, false);
+    list_unlink(self, &self->inflight_head, slot);
     self->inflight--;
     /* The agent just refused or lost it: a session pinned there would pull it straight back. */
-    if (session_map_get(self->sessions, r->req.session_id, now_ms) == r->req.agent)
+    if (session_map_get(self->sessions, r->req.session_id, now_ms) == agent)
         session_map_forget(self->sessions, r->req.session_id);
-    int rc = enqueue(self, (uint32_t)(r - self->recs));
-    if (rc != 0) { /* out of memory: leave it in flight where it was, the caller decides */
-        registry_credit_take(self->registry, r->req.agent, (size_t)r->mi);
-        self->inflight++;
-    }
-    return rc;
+    return 0;
 }
 
 int scheduler_cancel(scheduler_t *self, uint64_t ticket, sched_request *out)
@@ -528,10 +551,12 @@ size_t scheduler_agent_gone(scheduler_t *self, agent_id_t agent, sched_request *
         return 0;
     session_map_forget_agent(self->sessions, agent);
     size_t n = 0;
-    for (uint32_t slot = 0; slot < self->n_slots && n < cap; slot++) {
-        record *r = &self->recs[slot];
-        if (r->where == W_INFLIGHT && r->req.agent == agent)
-            sched_detach(self, slot, false, &out[n++]);
+    /* The in-flight list, not the whole table: at most the fleet's slots, whatever is queued. */
+    for (int32_t slot = self->inflight_head; slot != NIL && n < cap;) {
+        int32_t next = self->recs[slot].lnext;
+        if (self->recs[slot].req.agent == agent)
+            sched_detach(self, (uint32_t)slot, false, &out[n++]);
+        slot = next;
     }
     return n;
 }

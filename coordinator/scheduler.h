@@ -2,16 +2,42 @@
  * live, non-draining agents serving the model with a free slot (credit); among them the one with
  * the lowest (inflight + 1) / (total_slots * gen_tps) wins, so work follows capacity, ties to the
  * lower agent id (deterministic, no RNG). Sessions stick to their agent while it is healthy, has
- * a credit and is not overloaded. What no slot can take waits in a bounded per-model queue,
- * earliest deadline first. Pure logic: no sockets, "now_ms" is an argument (the same clock as
- * the registry's and as deadlines). Not thread-safe: the coordinator's loop thread owns it.
+ * a credit and is not overloaded. Pure logic: no sockets, "now_ms" is an argument (the same clock
+ * as the registry's and as deadlines). Not thread-safe: the coordinator's loop thread owns it.
+ *
+ * Fairness between clients. Every request belongs to a client (sched_submit.client: the ZAP
+ * User-Id of the key it came from; NULL or "" is one shared anonymous client).
+ *  - Cap: a client holds at most max_per_client requests queued or running, over all models;
+ *    the next is refused with EF_EBUSY, sched_busy.reason SCHED_BUSY_CLIENT, and a retry hint.
+ *  - Turns: what no slot can take waits in a bounded per-model queue. Inside it each client's
+ *    requests keep their order (earliest deadline first, then admission), and the clients take
+ *    turns: each pick serves the first request of the client whose turn it is, and the turn
+ *    passes on. A client that starts waiting joins at the back of the round, so a request from a
+ *    quiet client has at most one request of each other waiting client dispatched ahead of it.
+ *    A requeued request keeps its place in its client's order, and its client, if it had nothing
+ *    else waiting, gets the next turn (its turn was spent on a dispatch that failed). Deadlines
+ *    still expire queued requests whoever's turn it is. Each pick costs O(log n + agents).
+ *  - Sizing: one flooding client fills at most max_per_client of a model's queue, so with
+ *    max_per_client well below max_queued_per_model (defaults 512 and 4096: eight keys flooding
+ *    at once before the queue is full) a flood from one key never makes another key busy; and
+ *    keep max_requests >= max_queued_per_model x the models in use.
+ * Hashes of client-chosen bytes (request ids, session ids, client ids) are SipHash under a key
+ * drawn at scheduler_new, so no peer can aim its entries at one bucket.
  *
  * Daemon duty cycle:
- *   client Request      -> scheduler_submit (dispatches at once when it can, else queues)
+ *   client Request      -> scheduler_submit with .client = the connection's User-Id (dispatches
+ *                          at once when it can, else queues; EF_EBUSY: answer Error with
+ *                          retry_after_ms and say why from .busy, e.g. "client X has N requests
+ *                          queued or running (at most M)")
  *   Register/Heartbeat/undrain/Done/Error -> registry_* then scheduler_dispatch (send each
- * decision) Done/Error from agent -> scheduler_complete (frees the credit; the record comes back)
+ *                          decision)
+ *   Done/Error from agent -> scheduler_complete (frees the credit; the record comes back)
+ *   agent answered EF_EBUSY / send failed -> scheduler_requeue, then scheduler_dispatch
+ *   client Cancel       -> scheduler_cancel
  *   timer at scheduler_next_deadline_ms -> scheduler_expire (reply Error{EF_EDEADLINE})
+ *   liveness sweep tick -> scheduler_orphaned (reply Error{EF_EUNKNOWNMODEL})
  *   registry_sweep / replaced on register / registry_remove -> scheduler_agent_gone
+ *   status              -> scheduler_queued / scheduler_client_count / scheduler_clients
  * Functions that return a count of records written to an out array with a cap remove what they
  * write; when they return cap, call again. */
 #ifndef EF_COORD_SCHEDULER_H
@@ -25,11 +51,21 @@
 
 #define SCHED_REQUEST_ID_LEN 16  /* client-chosen id (Request.request_id) */
 #define SCHED_SESSION_MAX    128 /* session id incl. NUL; longer ones are refused (EF_EINVAL) */
+#define SCHED_HASH_KEY_LEN   16  /* SipHash key (libsodium crypto_shorthash_KEYBYTES) */
+/* Client id (ZAP User-Id, as an agent's key id) incl. NUL; longer ones are refused (EF_EINVAL). */
+#define SCHED_CLIENT_MAX REGISTRY_KEY_MAX
+
+/* Defaults of scheduler_default_params, for the daemon's flags: a client may hold an eighth of
+ * a model's queue, so eight keys must flood at once before anyone else is refused. */
+#define SCHED_DEFAULT_MAX_QUEUED_PER_MODEL 4096
+#define SCHED_DEFAULT_MAX_PER_CLIENT       512
 
 typedef struct scheduler scheduler_t;
 
 typedef struct {
-    uint32_t max_queued_per_model; /* queue bound per model; 0 = 1024. Beyond: EF_EBUSY */
+    uint32_t max_queued_per_model; /* queue bound per model; 0 = 4096. Beyond: EF_EBUSY */
+    uint32_t max_per_client;       /* requests one client may have queued or in flight, all
+                                      models; 0 = no cap; default 512. Beyond: EF_EBUSY */
     uint32_t max_models;           /* distinct model queues; 0 = 64 */
     uint32_t max_requests;         /* queued + in flight, all models; 0 = 65536 */
     uint32_t max_sessions;         /* session->agent entries (LRU beyond); 0 = 4096 */
@@ -43,6 +79,9 @@ typedef struct {
     uint32_t orphan_grace_ms;      /* queued requests of a model that no live, non-draining agent
                                       has served for this long are failed (scheduler_orphaned);
                                       0 = 30000: long enough for a board to restart and load */
+    const uint8_t *hash_key;       /* SCHED_HASH_KEY_LEN bytes keying every hash (copied at
+                                      scheduler_new); NULL = random (randombytes_buf). Tests only:
+                                      a known key lets a peer aim entries at one bucket */
 } scheduler_params;
 
 typedef enum {
@@ -59,6 +98,7 @@ typedef struct {
     uint8_t request_id[SCHED_REQUEST_ID_LEN];
     char model[REGISTRY_MODEL_NAME_MAX];
     char session_id[SCHED_SESSION_MAX]; /* "" = none */
+    char client[SCHED_CLIENT_MAX];      /* who sent it (sched_submit.client); "" = anonymous */
     uint64_t deadline_ms;               /* 0 = none; same clock as now_ms */
     uint32_t max_tokens;                /* 0 = unknown (estimates use default_tokens) */
     uint64_t seed;                      /* sampling seed (0 = agent picks; daemon may update) */
@@ -71,6 +111,22 @@ typedef struct {
     void *payload;            /* daemon-owned, see above */
 } sched_request;
 
+/* Which limit refused a submission with EF_EBUSY. */
+typedef enum {
+    SCHED_BUSY_NONE = 0, /* not refused as busy */
+    SCHED_BUSY_CLIENT,   /* the client holds max_per_client requests queued or in flight */
+    SCHED_BUSY_QUEUE,    /* the model's queue holds max_queued_per_model requests */
+    SCHED_BUSY_TABLE,    /* the scheduler holds max_requests requests */
+    SCHED_BUSY_MODELS    /* max_models distinct model queues exist; this model has none */
+} sched_busy_reason;
+
+/* Why scheduler_submit answered EF_EBUSY, for the client's error message. */
+typedef struct {
+    sched_busy_reason reason;
+    uint32_t count; /* what that limit counts now (e.g. the client's queued + in flight) */
+    uint32_t limit; /* the limit */
+} sched_busy;
+
 /* What scheduler_submit takes. Strings and request_id are copied. */
 typedef struct {
     const uint8_t *request_id; /* SCHED_REQUEST_ID_LEN bytes; must not be in the scheduler */
@@ -79,7 +135,11 @@ typedef struct {
     uint64_t deadline_ms;      /* 0 = none; same clock as now_ms */
     uint32_t max_tokens;       /* 0 = unknown */
     uint64_t seed;
-    void *payload; /* ownership stays with the daemon; handed back with the record */
+    void *payload;      /* ownership stays with the daemon; handed back with the record */
+    const char *client; /* the sender's identity, < SCHED_CLIENT_MAX: the ZAP User-Id, e.g.
+                           "clients/alice"; NULL or "" = the one shared anonymous client */
+    sched_busy *busy;   /* NULL, or written by every scheduler_submit of this struct: why
+                           EF_EBUSY, else reason SCHED_BUSY_NONE */
 } sched_submit;
 
 /* A routing decision: send the request `ticket` (payload) to `agent` now. The request is already
@@ -104,16 +164,22 @@ void scheduler_destroy(scheduler_t **self_p);
 /* Admits a client request. Returns 0 and fills *out: out->agent != AGENT_ID_NONE means it was
  * dispatched at once (send it), AGENT_ID_NONE means it is queued; out->ticket is set either way.
  * It is dispatched at once only when nothing of its model already waits.
- * Errors (nothing kept, payload still the caller's): EF_EBUSY the model's queue (or the request
- * table) is full, *retry_after_ms (may be NULL) says when to try again (> 0); EF_EINVAL bad
- * field; EF_EDUPLICATE the request_id is already in the scheduler; EF_EDEADLINE deadline already
- * passed; EF_EUNKNOWNMODEL no agent declares the model (unless queue_unknown_models). */
+ * Errors (nothing kept, payload still the caller's): EF_EBUSY the client is at its cap, or the
+ * model's queue (or the request table, or the model table) is full: *req->busy says which,
+ * *retry_after_ms (may be NULL) says when to try again (> 0: at the client cap, the time the
+ * model's fleet needs for the client's own queued and running tokens; else the time it needs
+ * for the model's queue); EF_EINVAL bad field (client too long included); EF_EDUPLICATE the
+ * request_id is already in the scheduler; EF_EDEADLINE deadline already passed;
+ * EF_EUNKNOWNMODEL no agent declares the model (unless queue_unknown_models). The checks run in
+ * that order: EF_EINVAL, EF_EDEADLINE, EF_EDUPLICATE, EF_EUNKNOWNMODEL, then the EF_EBUSY limits
+ * (client cap first). */
 int scheduler_submit(scheduler_t *self, const sched_submit *req, uint64_t now_ms,
                      sched_dispatch *out, uint32_t *retry_after_ms);
 
-/* Moves queued requests (earliest deadline first per model; expired ones are skipped, left for
- * scheduler_expire) onto free credits. Writes up to cap decisions; returns how many. Call after
- * every register, heartbeat, undrain and completion, and again while it returns cap. */
+/* Moves queued requests (per model the clients take turns, each client's earliest deadline
+ * first; expired ones are skipped, left for scheduler_expire) onto free credits. Writes up to cap
+ * decisions; returns how many. Call after every register, heartbeat, undrain and completion, and
+ * again while it returns cap. */
 size_t scheduler_dispatch(scheduler_t *self, uint64_t now_ms, sched_dispatch *out, size_t cap);
 
 /* Removes queued requests whose deadline is <= now_ms (never dispatched) and copies them to
@@ -138,8 +204,11 @@ int scheduler_complete(scheduler_t *self, uint64_t ticket, bool served, sched_re
 
 /* Puts an in-flight request back in its queue (the agent answered EF_EBUSY, the send failed, or
  * a later issue resumes it elsewhere): returns its credit; keeps deadline, payload,
- * tokens_streamed; ignores the queue bound (it was admitted already). Its session forgets the
- * agent. Returns 0, EF_ENOENT, EF_EINVAL (already queued). Call scheduler_dispatch after. */
+ * tokens_streamed and its claim (ahead of what its client sent later; its client gets the next
+ * turn when it had nothing else waiting); ignores the queue bound and the client cap (it was
+ * admitted already and still counts for its client). Its session forgets the agent. Returns 0,
+ * EF_ENOENT, EF_EINVAL (already queued), EF_ENOMEM (still in flight). Call scheduler_dispatch
+ * after. */
 int scheduler_requeue(scheduler_t *self, uint64_t ticket, uint64_t now_ms);
 
 /* Client cancel. A queued request is removed and copied to *out (returns 0, out->state ==
@@ -181,6 +250,11 @@ uint32_t scheduler_retry_after_ms(scheduler_t *self, const char *model, uint64_t
 uint32_t scheduler_queued(const scheduler_t *self, const char *model); /* 0 for unknown model */
 uint32_t scheduler_inflight(const scheduler_t *self);                  /* all models */
 uint32_t scheduler_queue_capacity(const scheduler_t *self);            /* per model bound */
+/* What the client cap counts for client (NULL or "" = anonymous): its requests queued, in
+ * flight, or expired and not yet taken by scheduler_expire, over all models. 0 when unknown. */
+uint32_t scheduler_client_count(const scheduler_t *self, const char *client);
+uint32_t scheduler_client_cap(const scheduler_t *self); /* max_per_client; 0 = no cap */
+size_t scheduler_clients(const scheduler_t *self);      /* clients with any request */
 
 /* Queue iteration for FleetStatus.queues: i in [0, scheduler_queue_count). Returns the model name
  * (valid for the scheduler's life) and writes its queued count; NULL when i is out of range. */
@@ -190,5 +264,11 @@ const char *scheduler_queue_at(const scheduler_t *self, size_t i, uint32_t *queu
 /* The agent a session is bound to (AGENT_ID_NONE when none or expired). For tests and status. */
 agent_id_t scheduler_session_agent(const scheduler_t *self, const char *session_id,
                                    uint64_t now_ms);
+
+/* Recounts everything the scheduler keeps incrementally (client counts and tokens, queue
+ * lengths and token sums, flows and their rings, the in-flight and expired lists, the hashes)
+ * from the records, brute force, O(everything). 0 when the books agree, else EF_EINTERNAL. For
+ * tests and debugging; never on the daemon's hot path. */
+int scheduler_check(const scheduler_t *self);
 
 #endif

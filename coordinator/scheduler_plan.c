@@ -1,9 +1,10 @@
 /* The scheduler's read-mostly side: batch split plans, retry estimates for refused clients, and
- * the counts status reports need. Loop thread only. */
+ * the counts status reports need (per model and per client). Loop thread only. */
 #include "scheduler_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define RETRY_MIN_MS 100u    /* a busy fleet is not worth hammering sooner than this */
 #define RETRY_MAX_MS 600000u /* past ten minutes an estimate means nothing */
@@ -97,16 +98,9 @@ int scheduler_plan_split(scheduler_t *self, const char *model, uint32_t n, uint6
     return 0;
 }
 
-uint32_t scheduler_retry_after_ms(scheduler_t *self, const char *model, uint64_t now_ms)
+uint32_t sched_retry_for_tokens(scheduler_t *self, const char *model, double tokens,
+                                uint64_t now_ms)
 {
-    if (!self || !model)
-        return RETRY_MIN_MS;
-    double tokens = 0;
-    int qi = sched_queue_index(self, model);
-    for (uint32_t i = 0; qi >= 0 && i < self->queues[qi].len; i++) {
-        const record *r = &self->recs[self->queues[qi].heap[i].slot];
-        tokens += r->req.max_tokens ? r->req.max_tokens : self->params.default_tokens;
-    }
     double tps = 0;
     size_t n = registry_count(self->registry);
     for (size_t i = 0; i < n; i++) {
@@ -121,6 +115,16 @@ uint32_t scheduler_retry_after_ms(scheduler_t *self, const char *model, uint64_t
     return ms < RETRY_MIN_MS ? RETRY_MIN_MS : ms > RETRY_MAX_MS ? RETRY_MAX_MS : (uint32_t)ms;
 }
 
+uint32_t scheduler_retry_after_ms(scheduler_t *self, const char *model, uint64_t now_ms)
+{
+    if (!self || !model)
+        return RETRY_MIN_MS;
+    /* The queue keeps its token sum: a refusal must not walk the queue it was refused from. */
+    int qi = sched_queue_index(self, model);
+    double tokens = qi >= 0 ? (double)self->queues[qi].queued_tokens : 0;
+    return sched_retry_for_tokens(self, model, tokens, now_ms);
+}
+
 uint64_t scheduler_next_deadline_ms(const scheduler_t *self)
 {
     if (!self)
@@ -129,15 +133,16 @@ uint64_t scheduler_next_deadline_ms(const scheduler_t *self)
         return self->recs[self->expired_head].req.deadline_ms;
     uint64_t next = UINT64_MAX;
     for (uint32_t i = 0; i < self->n_queues; i++)
-        if (self->queues[i].len > 0 && queue_top(&self->queues[i])->deadline_key < next)
-            next = queue_top(&self->queues[i])->deadline_key;
+        if (self->queues[i].by_deadline.len > 0 &&
+            edf_top(&self->queues[i].by_deadline)->deadline_key < next)
+            next = edf_top(&self->queues[i].by_deadline)->deadline_key;
     return next == UINT64_MAX ? 0 : next;
 }
 
 uint32_t scheduler_queued(const scheduler_t *self, const char *model)
 {
     int qi = self && model ? sched_queue_index(self, model) : -1;
-    return qi < 0 ? 0 : self->queues[qi].len;
+    return qi < 0 ? 0 : self->queues[qi].by_deadline.len;
 }
 
 uint32_t scheduler_inflight(const scheduler_t *self) { return self ? self->inflight : 0; }
@@ -154,7 +159,7 @@ const char *scheduler_queue_at(const scheduler_t *self, size_t i, uint32_t *queu
     if (!self || i >= self->n_queues)
         return NULL;
     if (queued)
-        *queued = self->queues[i].len;
+        *queued = self->queues[i].by_deadline.len;
     return self->queues[i].model;
 }
 
@@ -162,3 +167,18 @@ agent_id_t scheduler_session_agent(const scheduler_t *self, const char *session_
 {
     return self ? session_map_get(self->sessions, session_id, now_ms) : AGENT_ID_NONE;
 }
+
+uint32_t scheduler_client_count(const scheduler_t *self, const char *client)
+{
+    if (!self || (client && strlen(client) >= SCHED_CLIENT_MAX))
+        return 0;
+    int32_t c = fair_client_find(self, client ? client : "");
+    return c == NIL ? 0 : self->clients[c].count;
+}
+
+uint32_t scheduler_client_cap(const scheduler_t *self)
+{
+    return self ? self->params.max_per_client : 0;
+}
+
+size_t scheduler_clients(const scheduler_t *self) { return self ? self->n_clients : 0; }

@@ -1,10 +1,12 @@
-/* Per-model EDF wait queue of the scheduler (see scheduler_queue.h): an array binary heap that
- * records each entry's position so cancels and flushes remove from the middle in O(log n). */
+/* EDF heaps of the scheduler's wait queues (see scheduler_queue.h): arrays that record each
+ * entry's position so cancels, expiries and flushes remove from the middle in O(log n). */
 #include "scheduler_queue.h"
 
 #include "errors.h"
 
 #include <stdlib.h>
+
+#define EDF_FIRST_CAP 8 /* most heaps are one client's few requests of one model */
 
 static int before(const queue_entry *a, const queue_entry *b)
 {
@@ -13,75 +15,75 @@ static int before(const queue_entry *a, const queue_entry *b)
     return a->seq < b->seq;
 }
 
-static void put(model_queue *q, uint32_t pos, queue_entry e, uint32_t *pos_of)
+static void put(edf_heap *h, uint32_t pos, queue_entry e, uint32_t *pos_of)
 {
-    q->heap[pos] = e;
+    h->heap[pos] = e;
     pos_of[e.slot] = pos;
 }
 
-static void sift_up(model_queue *q, uint32_t pos, uint32_t *pos_of)
+static void sift_up(edf_heap *h, uint32_t pos, uint32_t *pos_of)
 {
-    queue_entry e = q->heap[pos];
+    queue_entry e = h->heap[pos];
     while (pos > 0) {
         uint32_t parent = (pos - 1) / 2;
-        if (!before(&e, &q->heap[parent]))
+        if (!before(&e, &h->heap[parent]))
             break;
-        put(q, pos, q->heap[parent], pos_of);
+        put(h, pos, h->heap[parent], pos_of);
         pos = parent;
     }
-    put(q, pos, e, pos_of);
+    put(h, pos, e, pos_of);
 }
 
-static void sift_down(model_queue *q, uint32_t pos, uint32_t *pos_of)
+static void sift_down(edf_heap *h, uint32_t pos, uint32_t *pos_of)
 {
-    queue_entry e = q->heap[pos];
+    queue_entry e = h->heap[pos];
     for (;;) {
         uint32_t child = 2 * pos + 1;
-        if (child >= q->len)
+        if (child >= h->len)
             break;
-        if (child + 1 < q->len && before(&q->heap[child + 1], &q->heap[child]))
+        if (child + 1 < h->len && before(&h->heap[child + 1], &h->heap[child]))
             child++;
-        if (!before(&q->heap[child], &e))
+        if (!before(&h->heap[child], &e))
             break;
-        put(q, pos, q->heap[child], pos_of);
+        put(h, pos, h->heap[child], pos_of);
         pos = child;
     }
-    put(q, pos, e, pos_of);
+    put(h, pos, e, pos_of);
 }
 
-int queue_push(model_queue *q, queue_entry e, uint32_t *pos_of)
+int edf_push(edf_heap *h, queue_entry e, uint32_t *pos_of)
 {
-    if (q->len == q->cap) {
-        uint32_t cap = q->cap ? q->cap * 2 : 64;
-        queue_entry *grown = realloc(q->heap, (size_t)cap * sizeof(*grown));
+    if (h->len == h->cap) {
+        uint32_t cap = h->cap ? h->cap * 2 : EDF_FIRST_CAP;
+        queue_entry *grown = realloc(h->heap, (size_t)cap * sizeof(*grown));
         if (!grown)
             return EF_ENOMEM;
-        q->heap = grown;
-        q->cap = cap;
+        h->heap = grown;
+        h->cap = cap;
     }
-    q->heap[q->len] = e;
-    sift_up(q, q->len++, pos_of);
+    h->heap[h->len] = e;
+    sift_up(h, h->len++, pos_of);
     return 0;
 }
 
-const queue_entry *queue_top(const model_queue *q) { return &q->heap[0]; }
+const queue_entry *edf_top(const edf_heap *h) { return &h->heap[0]; }
 
-void queue_remove_at(model_queue *q, uint32_t pos, uint32_t *pos_of)
+void edf_remove_at(edf_heap *h, uint32_t pos, uint32_t *pos_of)
 {
-    q->len--;
-    if (pos == q->len)
+    h->len--;
+    if (pos == h->len)
         return;
     /* The last entry fills the hole; it may belong above or below it. */
-    put(q, pos, q->heap[q->len], pos_of);
-    if (pos > 0 && before(&q->heap[pos], &q->heap[(pos - 1) / 2]))
-        sift_up(q, pos, pos_of);
+    put(h, pos, h->heap[h->len], pos_of);
+    if (pos > 0 && before(&h->heap[pos], &h->heap[(pos - 1) / 2]))
+        sift_up(h, pos, pos_of);
     else
-        sift_down(q, pos, pos_of);
+        sift_down(h, pos, pos_of);
 }
 
-void queue_free(model_queue *q)
+void edf_free(edf_heap *h)
 {
-    free(q->heap);
-    q->heap = NULL;
-    q->len = q->cap = 0;
+    free(h->heap);
+    h->heap = NULL;
+    h->len = h->cap = 0;
 }

@@ -1,14 +1,13 @@
 /* Session affinity map (see scheduler_session.h): a fixed array of entries, chained hash buckets
- * for lookup and a doubly linked list in use order for LRU eviction, all by index (no per-entry
- * allocation). */
+ * (keyed SipHash) for lookup and a doubly linked list in use order for LRU eviction, all by index
+ * (no per-entry allocation). */
 #include "scheduler_session.h"
 
-#include "scheduler.h"
+#include "scheduler_internal.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define NIL (-1)
 
 typedef struct {
     char session_id[SCHED_SESSION_MAX]; /* "" = free entry */
@@ -26,21 +25,22 @@ struct session_map {
     uint32_t nbuckets;
     int32_t free_head;
     int32_t newest, oldest;
+    uint8_t key[SCHED_HASH_KEY_LEN];
 };
 
-static uint32_t hash_str(const char *s)
+/* Session ids are client-chosen: unkeyed, a client could choose thousands that share a bucket
+ * and make every lookup (each dispatch of a session request) walk them all. */
+static int32_t *bucket_of(const session_map *self, const char *sid)
 {
-    uint32_t h = 2166136261u; /* FNV-1a: short keys, no adversary gains from collisions here */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    return &self->buckets[sched_hash(self->key, sid, strlen(sid)) & (self->nbuckets - 1)];
 }
 
-session_map *session_map_new(uint32_t cap, uint32_t ttl_ms)
+session_map *session_map_new(uint32_t cap, uint32_t ttl_ms, const uint8_t *key)
 {
     session_map *self = calloc(1, sizeof(*self));
     if (!self || cap == 0)
         goto fail;
+    memcpy(self->key, key, SCHED_HASH_KEY_LEN);
     self->cap = cap;
     self->ttl_ms = ttl_ms;
     self->nbuckets = 16;
@@ -68,13 +68,14 @@ void session_map_destroy(session_map **self_p)
         return;
     free((*self_p)->entries);
     free((*self_p)->buckets);
+    sodium_memzero((*self_p)->key, sizeof((*self_p)->key));
     free(*self_p);
     *self_p = NULL;
 }
 
 static int32_t lookup(const session_map *self, const char *sid)
 {
-    int32_t i = self->buckets[hash_str(sid) & (self->nbuckets - 1)];
+    int32_t i = *bucket_of(self, sid);
     while (i != NIL && strcmp(self->entries[i].session_id, sid) != 0)
         i = self->entries[i].hnext;
     return i;
@@ -108,7 +109,7 @@ static void lru_push_newest(session_map *self, int32_t i)
 static void remove_entry(session_map *self, int32_t i)
 {
     session_entry *e = &self->entries[i];
-    int32_t *link = &self->buckets[hash_str(e->session_id) & (self->nbuckets - 1)];
+    int32_t *link = bucket_of(self, e->session_id);
     while (*link != i)
         link = &self->entries[*link].hnext;
     *link = e->hnext;
@@ -145,7 +146,7 @@ void session_map_put(session_map *self, const char *session_id, agent_id_t agent
         session_entry *e = &self->entries[i];
         self->free_head = e->hnext;
         strcpy(e->session_id, session_id);
-        int32_t *bucket = &self->buckets[hash_str(session_id) & (self->nbuckets - 1)];
+        int32_t *bucket = bucket_of(self, session_id);
         e->hnext = *bucket;
         *bucket = i;
     }
@@ -171,4 +172,16 @@ void session_map_forget_agent(session_map *self, agent_id_t agent)
             remove_entry(self, i);
         i = newer;
     }
+}
+
+uint32_t session_map_longest_chain(const session_map *self)
+{
+    uint32_t longest = 0;
+    for (uint32_t b = 0; b < self->nbuckets; b++) {
+        uint32_t n = 0;
+        for (int32_t i = self->buckets[b]; i != NIL; i = self->entries[i].hnext)
+            n++;
+        longest = n > longest ? n : longest;
+    }
+    return longest;
 }

@@ -4,14 +4,15 @@
 #ifndef EF_COORD_SCHEDULER_SESSION_H
 #define EF_COORD_SCHEDULER_SESSION_H
 
-#include "registry.h"
+#include "scheduler.h"
 
 #include <stdint.h>
 
 typedef struct session_map session_map;
 
-/* cap entries (> 0), forgotten after ttl_ms unused. NULL on allocation failure. */
-session_map *session_map_new(uint32_t cap, uint32_t ttl_ms);
+/* cap entries (> 0), forgotten after ttl_ms unused; buckets hashed with SipHash under key
+ * (SCHED_HASH_KEY_LEN bytes, copied). NULL on allocation failure. */
+session_map *session_map_new(uint32_t cap, uint32_t ttl_ms, const uint8_t *key);
 void session_map_destroy(session_map **self_p);
 
 /* The agent bound to session_id, AGENT_ID_NONE when none or expired. Does not refresh it. */
@@ -24,5 +25,8 @@ void session_map_put(session_map *self, const char *session_id, agent_id_t agent
 /* Forgets one session, or every session bound to agent. */
 void session_map_forget(session_map *self, const char *session_id);
 void session_map_forget_agent(session_map *self, agent_id_t agent);
+
+/* The longest hash chain: what one lookup may have to walk. For tests of the keyed hash. */
+uint32_t session_map_longest_chain(const session_map *self);
 
 #endif

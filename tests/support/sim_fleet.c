@@ -70,8 +70,10 @@ sim_fleet *sim_fleet_new(const sim_agent_spec *agents, size_t n, const scheduler
     if (!f)
         return NULL;
     scheduler_params p = sp ? *sp : scheduler_default_params();
-    if (!sp)
+    if (!sp) { /* one anonymous client submits everything: neither bound may refuse it */
         p.max_queued_per_model = p.max_requests;
+        p.max_per_client = 0;
+    }
     registry_params rp = registry_default_params();
     rp.max_agents = (uint32_t)n;
     f->n = n;

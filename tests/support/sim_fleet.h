@@ -22,7 +22,8 @@ typedef struct {
 typedef struct sim_fleet sim_fleet;
 
 /* A fleet of n simulated agents ("simulated-<i>"), registered at simulated time 0, routed by a
- * scheduler with params sp (NULL = defaults, with the queue bound raised to max_requests).
+ * scheduler with params sp (NULL = defaults, with the queue bound raised to max_requests and no
+ * per-client cap).
  * Returns NULL on failure. */
 sim_fleet *sim_fleet_new(const sim_agent_spec *agents, size_t n, const scheduler_params *sp);
 void sim_fleet_destroy(sim_fleet **self_p);

@@ -38,8 +38,10 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     sched_request out[64];
+    assert_int_equal(scheduler_check(f->sched), 0); /* the books agree after every test */
     while (scheduler_flush(f->sched, out, 64) == 64) {
     }
+    assert_int_equal(scheduler_clients(f->sched), 0);
     scheduler_destroy(&f->sched);
     registry_destroy(&f->reg);
     free(f);
