@@ -32,6 +32,7 @@ typedef struct {
     uint32_t heartbeat_ms;    /* interval of heartbeats both ways */
     uint32_t liveness;        /* silent intervals before an agent is dead */
     uint32_t queue;           /* queued requests per model */
+    uint32_t client_max;      /* queued + running requests per client key, all models */
     uint32_t orphan_grace_ms; /* queued requests of a model no agent serves fail after this */
     uint32_t client_stall_ms; /* a client that takes none of its stream this long loses it */
 } coord_config;

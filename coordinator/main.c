@@ -26,7 +26,10 @@ static void usage(FILE *out)
             "  --telemetry-endpoint EP    (default " COORD_TELEMETRY_ENDPOINT ")\n"
             "  --heartbeat-ms N           heartbeat interval both ways (default 1000)\n"
             "  --liveness N               silent intervals before an agent is dead (default 3)\n"
-            "  --queue N                  queued requests per model (default 64)\n"
+            "  --queue N                  queued requests per model (default 256)\n"
+            "  --client-max N             queued + running requests per client key, over all\n"
+            "                             models (default 64): one client cannot fill the\n"
+            "                             queues, and clients take turns in each model's queue\n"
             "  --orphan-grace-ms N        fail queued requests of a model that no agent has\n"
             "                             served for N ms (default 30000)\n"
             "  --client-stall-ms N        a client that reads none of its stream for N ms loses\n"
@@ -64,6 +67,7 @@ static const struct option long_options[] = {{"help", no_argument, 0, 'h'},
                                              {"queue", required_argument, 0, 'q'},
                                              {"orphan-grace-ms", required_argument, 0, 'o'},
                                              {"client-stall-ms", required_argument, 0, 's'},
+                                             {"client-max", required_argument, 0, 'm'},
                                              {0, 0, 0, 0}};
 
 /* The numeric options: name, bounds, and where each goes. */
@@ -80,6 +84,7 @@ static const count_option count_options[] = {
     {'q', "queue", 1, 1000000, offsetof(coord_config, queue)},
     {'o', "orphan-grace-ms", 1, 86400000, offsetof(coord_config, orphan_grace_ms)},
     {'s', "client-stall-ms", 100, 3600000, offsetof(coord_config, client_stall_ms)},
+    {'m', "client-max", 1, 1000000, offsetof(coord_config, client_max)},
 };
 
 /* Fill cfg from argv. Returns 0, 1 for --help, or 2 (message printed). */
@@ -119,7 +124,8 @@ static int parse_options(int argc, char **argv, coord_config *cfg)
         case 'L':
         case 'q':
         case 'o':
-        case 's': {
+        case 's':
+        case 'm': {
             const count_option *o = count_options;
             while (o->ch != ch)
                 o++;
@@ -176,6 +182,7 @@ static int wire(coord *c)
     rp.liveness = c->cfg.liveness;
     scheduler_params sp = scheduler_default_params();
     sp.max_queued_per_model = c->cfg.queue;
+    sp.max_per_client = c->cfg.client_max;
     sp.orphan_grace_ms = c->cfg.orphan_grace_ms;
     ef_errmsg em = {{0}};
     c->transport = transport_new(c->loop);
@@ -193,9 +200,9 @@ static int wire(coord *c)
         return 1;
     }
     log_info("listening: agents %s, clients %s, telemetry %s; heartbeat %u ms, liveness %u, "
-             "queue %u per model",
+             "queue %u per model, %u per client",
              c->cfg.agents_endpoint, c->cfg.clients_endpoint, c->cfg.telemetry_endpoint,
-             c->cfg.heartbeat_ms, c->cfg.liveness, c->cfg.queue);
+             c->cfg.heartbeat_ms, c->cfg.liveness, c->cfg.queue, c->cfg.client_max);
     return 0;
 }
 
@@ -230,7 +237,8 @@ int main(int argc, char **argv)
                            .telemetry_endpoint = COORD_TELEMETRY_ENDPOINT,
                            .heartbeat_ms = 1000,
                            .liveness = 3,
-                           .queue = 64,
+                           .queue = 256,
+                           .client_max = 64,
                            .orphan_grace_ms = 30000,
                            .client_stall_ms = DELIVERY_STALL_MS};
     int rc = parse_options(argc, argv, &c.cfg);

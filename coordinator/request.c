@@ -208,11 +208,15 @@ static int is_known(coord *c, const Edgefleet__Request *r, uint32_t batch_index,
     return 1;
 }
 
-static void refuse(coord *c, flight **f_p, int rc, uint32_t retry_after)
+static void refuse(coord *c, flight **f_p, int rc, uint32_t retry_after, const sched_busy *busy)
 {
     const char *model = (*f_p)->request->model;
-    char msg[160];
-    if (rc == EF_EBUSY)
+    char msg[224];
+    if (rc == EF_EBUSY && busy->reason == SCHED_BUSY_CLIENT)
+        snprintf(msg, sizeof msg,
+                 "fleet busy for this client: %s has %u requests queued or running (at most %u)",
+                 (*f_p)->client_key, busy->count, busy->limit);
+    else if (rc == EF_EBUSY)
         snprintf(msg, sizeof msg, "fleet busy: the queue for %s is full", model);
     else if (rc == EF_EUNKNOWNMODEL)
         snprintf(msg, sizeof msg, "no agent serves model %s", model);
@@ -234,18 +238,21 @@ void request_submit(coord *c, const Edgefleet__Request *r, uint32_t batch_index,
         return;
     }
     f->request->batch_index = batch_index;
+    sched_busy busy = {0};
     sched_submit s = {.request_id = r->request_id.data,
                       .model = r->model,
                       .session_id = r->session_id,
                       .deadline_ms = mono_deadline(r->deadline_unix_ms, now),
                       .max_tokens = r->max_tokens,
                       .seed = f->request->sampling->seed,
+                      .client = f->client_key,
+                      .busy = &busy,
                       .payload = f};
     sched_dispatch d = {0};
     uint32_t retry_after = 0;
     int rc = scheduler_submit(c->scheduler, &s, now, &d, &retry_after);
     if (rc) {
-        refuse(c, &f, rc, retry_after);
+        refuse(c, &f, rc, retry_after, &busy);
         return;
     }
     if (d.agent == AGENT_ID_NONE) {
