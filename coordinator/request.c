@@ -54,8 +54,8 @@ void request_end(coord *c, flight **f_p, const request_outcome *how)
         done.batch_index = f->request->batch_index;
         env.body_case = EDGEFLEET__ENVELOPE__BODY_DONE;
         env.done = &done;
-        log_info("request %s done on agent %s: finish %d, %zu tokens in %s", hex, done.agent_name,
-                 (int)done.finish, f->n_tokens, took);
+        log_info("request %s (%s) done on agent %s: finish %d, %zu tokens in %s", hex,
+                 f->client_key, done.agent_name, (int)done.finish, f->n_tokens, took);
     } else {
         e.request_id = f->request->request_id;
         e.code = how->code;

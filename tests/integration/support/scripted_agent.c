@@ -18,6 +18,7 @@
 typedef struct {
     uint8_t id[CODEC_REQUEST_ID_LEN];
     uint32_t sent;
+    uint32_t max_tokens; /* the request's; 0 = no limit of its own */
     uint64_t next_ms;
 } sa_request;
 
@@ -138,6 +139,7 @@ static void on_request(scripted_agent *sa, const Edgefleet__Request *rq)
     sa_request *r = &sa->active[sa->n_active++];
     memcpy(r->id, rq->request_id.data, CODEC_REQUEST_ID_LEN);
     r->sent = 0;
+    r->max_tokens = rq->max_tokens;
     r->next_ms = clock_mono_ms() + sa->p.token_ms;
 }
 
@@ -182,8 +184,11 @@ static void stream(scripted_agent *sa, uint64_t now)
             i++;
             continue;
         }
-        if (r->sent < tokens) {
-            send_chunk(sa, r);
+        if (r->sent < tokens && (!r->max_tokens || r->sent < r->max_tokens)) {
+            for (uint32_t b = 0; b < (sa->p.burst ? sa->p.burst : 1) && r->sent < tokens &&
+                                 (!r->max_tokens || r->sent < r->max_tokens);
+                 b++)
+                send_chunk(sa, r);
             r->next_ms = now + sa->p.token_ms;
             if (sa->p.die_after && r->sent >= sa->p.die_after)
                 atomic_store(&sa->silent, 1);

@@ -23,6 +23,7 @@ typedef struct {
     uint32_t heartbeat_ms;
     uint32_t tokens;    /* tokens per answer; 0 = hold every request until released */
     uint32_t token_ms;  /* delay between tokens */
+    uint32_t burst;     /* chunks sent each time one is due (a fast board); 0 = 1 */
     uint32_t die_after; /* > 0: after sending this many tokens of a request, fall silent */
 } sa_params;
 
