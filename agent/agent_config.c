@@ -1,12 +1,15 @@
 /* Implementation of agent_config.h on libinih: the handler checks each key as it comes and
- * keeps the first error; ini_parse reports that error's line. */
+ * keeps the first error; ini_parse reports that error's line. The reader follows inih's view of
+ * each line (section header, continuation of a value) so that duplicates can be told apart. */
 #include "agent_config.h"
+#include "config.h"
 
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Bounds that catch typos (a context of 2048000) without limiting real boards. */
 #define MAX_CTX      (1u << 20)
@@ -15,16 +18,32 @@
 #define MAX_HB_MS    600000u
 #define MAX_DRAIN_MS 86400000u
 
+/* Keys one section may hold: more than [agent] or [model] know, so a full section fits. */
+#define SECTION_MAX_KEYS 16
+#define KEY_NAME_CAP     32
+
 typedef struct {
     agent_config *c;
     FILE *f;
-    int line;                  /* lines read so far, counted as inih counts them */
-    int section_start;         /* a "[section]" line was read since the last key */
-    int error_line;            /* line of the first error, 0 = none */
+    int line;          /* lines read so far, counted as inih counts them */
+    int section_start; /* a "[section]" line was read since the last key */
+    int section_line;  /* line of the last "[section]" */
+    int agent_line;    /* line of the first [agent] with a key, 0 = none yet */
+    int leading_space; /* the current line starts with white space */
+    int after_key;     /* a key was read since the last section header (inih's prev_name) */
+    int error_line;    /* line of the first error (the handler's line), 0 = none */
+    int error_at;      /* the line that first error is about (a duplicate section's header) */
+    int about;         /* set by a handler: its error is about this line, 0 = the current one */
     char error[EF_ERRMSG_MAX]; /* first error, without file:line */
+    /* keys read in the current section, with their lines, to refuse a second "name =" */
+    char seen[SECTION_MAX_KEYS][KEY_NAME_CAP];
+    int seen_line[SECTION_MAX_KEYS];
+    size_t n_seen;
 } parse_state;
 
-/* inih's reader: fgets, noting lines and section headers so the handler knows where it is. */
+/* inih's reader: fgets, noting lines and section headers so the handler knows where it is.
+ * inih treats an indented line after a key as that key's continued value, even when it looks
+ * like "[section]"; only then is a '[' line not a header. */
 static char *read_line(char *buf, int size, void *stream)
 {
     parse_state *ps = stream;
@@ -32,8 +51,14 @@ static char *read_line(char *buf, int size, void *stream)
         return NULL;
     ps->line++;
     const char *p = ps->line == 1 && strncmp(buf, "\xEF\xBB\xBF", 3) == 0 ? buf + 3 : buf;
-    if (p[0] == '[')
+    ps->leading_space = *p == ' ' || *p == '\t';
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '[' && !(ps->leading_space && ps->after_key)) {
         ps->section_start = 1;
+        ps->section_line = ps->line;
+        ps->after_key = 0;
+    }
     return buf;
 }
 
@@ -48,8 +73,13 @@ static int parse_u32(const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
     return 0;
 }
 
-static int set_string(char **dst, const char *v)
+/* A path, name or endpoint: an empty one is a mistake (a value left out), never "default". */
+static int set_string(parse_state *ps, char **dst, const char *name, const char *v)
 {
+    if (!*v) {
+        snprintf(ps->error, sizeof ps->error, "empty value for \"%s\"", name);
+        return -1;
+    }
     free(*dst);
     *dst = strdup(v);
     return *dst ? 0 : -1;
@@ -59,13 +89,19 @@ static int agent_key(parse_state *ps, const char *name, const char *value)
 {
     agent_config *c = ps->c;
     if (strcmp(name, "name") == 0)
-        return set_string(&c->name, value);
-    if (strcmp(name, "coordinator") == 0)
-        return set_string(&c->coordinator, value);
+        return set_string(ps, &c->name, name, value);
+    if (strcmp(name, "coordinator") == 0) {
+        ef_errmsg why;
+        if (*value && config_check_endpoint(value, &why) != 0) {
+            snprintf(ps->error, sizeof ps->error, "bad value for \"coordinator\": %.400s", why.msg);
+            return -1;
+        }
+        return set_string(ps, &c->coordinator, name, value);
+    }
     if (strcmp(name, "server_key") == 0)
-        return set_string(&c->server_key, value);
+        return set_string(ps, &c->server_key, name, value);
     if (strcmp(name, "key") == 0)
-        return set_string(&c->key, value);
+        return set_string(ps, &c->key, name, value);
     if (strcmp(name, "heartbeat_ms") == 0) {
         if (parse_u32(value, 10, MAX_HB_MS, &c->heartbeat_ms) == 0)
             return 0;
@@ -101,7 +137,7 @@ static int model_number(parse_state *ps, backend_params *m, const char *name, co
     } keys[] = {
         {"ctx", 16, MAX_CTX, offsetof(backend_params, n_ctx)},
         {"slots", 1, BACKEND_MAX_SLOTS, offsetof(backend_params, n_slots)},
-        {"threads", 1, MAX_THREADS, offsetof(backend_params, n_threads)},
+        {"threads", 0, MAX_THREADS, offsetof(backend_params, n_threads)}, /* 0 = all CPUs */
         {"batch", 1, MAX_BATCH, offsetof(backend_params, n_batch)},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -118,13 +154,18 @@ static int model_number(parse_state *ps, backend_params *m, const char *name, co
 
 static int model_key(parse_state *ps, backend_params *m, const char *name, const char *value)
 {
+    agent_model_origin *origin = &ps->c->origins[m - ps->c->models];
     int rc = model_number(ps, m, name, value);
+    if (rc == 0 && strcmp(name, "threads") == 0)
+        origin->threads_set = 1;
     if (rc <= 0)
         return rc;
     if (strcmp(name, "path") == 0)
-        return set_string((char **)&m->path, value);
-    if (strcmp(name, "chat_template") == 0)
-        return set_string((char **)&m->chat_template, value);
+        return set_string(ps, (char **)&m->path, name, value);
+    if (strcmp(name, "chat_template") == 0) {
+        origin->chat_template_line = ps->line;
+        return set_string(ps, (char **)&m->chat_template, name, value);
+    }
     if (strcmp(name, "backend") == 0) {
         if (strcmp(value, "llama") == 0 || strcmp(value, "simulated") == 0) {
             m->kind = value[0] == 's' ? BACKEND_SIMULATED : BACKEND_LLAMA;
@@ -159,7 +200,9 @@ static backend_params *section_model(parse_state *ps, const char *section, int f
             continue;
         if (!first_key)
             return &c->models[i];
-        snprintf(ps->error, sizeof ps->error, "duplicate section [model %.64s]", name);
+        snprintf(ps->error, sizeof ps->error, "duplicate section [model %.64s] (first at line %d)",
+                 name, c->origins[i].section_line);
+        ps->about = ps->section_line;
         return NULL;
     }
     if (c->n_models == AGENT_MAX_MODELS) {
@@ -168,10 +211,43 @@ static backend_params *section_model(parse_state *ps, const char *section, int f
     }
     backend_params *m = &c->models[c->n_models];
     memset(m, 0, sizeof *m);
+    memset(&c->origins[c->n_models], 0, sizeof c->origins[0]);
+    c->origins[c->n_models].section_line = ps->section_line;
     if (!(m->name = strdup(name)))
         return NULL;
     c->n_models++;
     return m;
+}
+
+/* A key given twice in one section, or a second [agent]: refused, since the later value would
+ * silently win. Returns 0, or -1 with ps->error set. */
+static int check_duplicate(parse_state *ps, const char *section, const char *name, int first_key)
+{
+    if (first_key)
+        ps->n_seen = 0;
+    if (first_key && strcmp(section, "agent") == 0) {
+        if (ps->agent_line) {
+            snprintf(ps->error, sizeof ps->error, "duplicate section [agent] (first at line %d)",
+                     ps->agent_line);
+            ps->about = ps->section_line;
+            return -1;
+        }
+        ps->agent_line = ps->section_line;
+    }
+    for (size_t i = 0; i < ps->n_seen; i++) {
+        if (strcmp(ps->seen[i], name) == 0) {
+            snprintf(ps->error, sizeof ps->error,
+                     "duplicate key \"%.64s\" in [%.64s] (first at line %d)", name, section,
+                     ps->seen_line[i]);
+            return -1;
+        }
+    }
+    /* A name too long to note is no key we know: the handler refuses it. */
+    if (ps->n_seen < SECTION_MAX_KEYS && strlen(name) < KEY_NAME_CAP) {
+        snprintf(ps->seen[ps->n_seen], KEY_NAME_CAP, "%s", name);
+        ps->seen_line[ps->n_seen++] = ps->line;
+    }
+    return 0;
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -179,9 +255,15 @@ static int on_key(void *user, const char *section, const char *name, const char 
     parse_state *ps = user;
     char *first = ps->error[0] ? strdup(ps->error) : NULL; /* keep the first error only */
     int first_key = ps->section_start;
+    /* inih hands an indented line after a key to us as that key again: not a duplicate. */
+    int continued = ps->leading_space && ps->after_key;
     ps->section_start = 0;
+    ps->after_key = 1;
+    ps->about = 0;
     int rc;
-    if (strcmp(section, "agent") == 0) {
+    if (!continued && check_duplicate(ps, section, name, first_key) != 0) {
+        rc = -1;
+    } else if (strcmp(section, "agent") == 0) {
         rc = agent_key(ps, name, value);
     } else if (strncmp(section, "model ", 6) == 0 && section[6]) {
         backend_params *m = section_model(ps, section, first_key);
@@ -192,8 +274,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     if (rc != 0 && !ps->error[0])
         snprintf(ps->error, sizeof ps->error, "out of memory");
-    if (rc != 0 && !ps->error_line)
+    if (rc != 0 && !ps->error_line) {
         ps->error_line = ps->line;
+        ps->error_at = ps->about ? ps->about : ps->line;
+    }
     if (first) {
         snprintf(ps->error, sizeof ps->error, "%s", first);
         free(first);
@@ -210,18 +294,36 @@ static int check_models(const agent_config *c, const char *path, ef_errmsg *em)
     return 0;
 }
 
+/* Open path as a stream, refusing a FIFO or device at once instead of blocking on it. */
+static FILE *open_config(const char *path, ef_errmsg *em, int *rc)
+{
+    int fd = config_open_regular(path, EF_ECONFIG, NULL, em);
+    if (fd < 0) {
+        /* A file we may not read is a configuration mistake, like a bad line in it. */
+        *rc = fd == EF_ENOENT ? EF_ENOENT : EF_ECONFIG;
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        *rc = errmsg_set(em, EF_ENOMEM, "%s: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 int agent_config_load(agent_config *c, const char *path, ef_errmsg *em)
 {
-    parse_state ps = {.c = c, .f = fopen(path, "r")};
+    int rc = 0;
+    parse_state ps = {.c = c, .f = open_config(path, em, &rc)};
     if (!ps.f)
-        return errmsg_set(em, errno == ENOENT ? EF_ENOENT : EF_ECONFIG, "%s: %s", path,
-                          strerror(errno));
+        return rc;
     int line = ini_parse_stream(read_line, &ps, on_key, &ps);
     fclose(ps.f);
     /* inih reports the first bad line; ours may come after a line inih could not parse. */
     if (line != 0)
-        return errmsg_set(em, EF_ECONFIG, "%s:%d: %s", path, line,
-                          line == ps.error_line ? ps.error : "syntax error");
+        return line == ps.error_line
+                   ? errmsg_set(em, EF_ECONFIG, "%s:%d: %s", path, ps.error_at, ps.error)
+                   : errmsg_set(em, EF_ECONFIG, "%s:%d: syntax error", path, line);
     return check_models(c, path, em);
 }
 
@@ -237,6 +339,7 @@ int agent_config_add_model(agent_config *c, const char *path, backend_kind kind,
         return errmsg_set(em, EF_ECONFIG, "--model %s: no file name", path);
     backend_params *m = &c->models[c->n_models];
     memset(m, 0, sizeof *m);
+    memset(&c->origins[c->n_models], 0, sizeof c->origins[0]);
     m->kind = kind;
     m->name = strndup(base, len);
     m->path = strdup(path);
@@ -266,7 +369,7 @@ void agent_config_defaults(agent_config *c, uint32_t ctx, uint32_t slots, uint32
             m->n_ctx = ctx;
         if (!m->n_slots)
             m->n_slots = slots;
-        if (!m->n_threads)
+        if (!m->n_threads && !c->origins[i].threads_set)
             m->n_threads = threads;
     }
 }

@@ -112,4 +112,10 @@ const backend_ops *backend_ops_for(backend_kind kind);
 /* Route llama.cpp's own log lines to our log at debug level. Idempotent; call before load. */
 void backend_llama_init(void);
 
+/* 0 if tmpl is a chat template llama.cpp can apply: a built-in name (llama_chat_builtin_templates)
+ * or a template text it recognises (tried on one message). Otherwise EF_ECONFIG, and the
+ * built-in names, comma-separated, go into known (cap bytes; cut short if they do not fit).
+ * Needs no model: the agent checks its config with it before loading any. Any thread. */
+int backend_llama_check_template(const char *tmpl, char *known, size_t cap);
+
 #endif

@@ -4,8 +4,14 @@
 #include "backend_llama.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* More than llama.cpp's built-in templates (about 50 in 2025): all of them get listed. */
+#define TEMPLATE_NAMES_MAX 128
+/* Room for one rendered probe message; the call reports the size it needs if it is short. */
+#define TEMPLATE_PROBE_CAP 256
 
 int llama_text_tokenize(backend *b, const char *text, size_t len, int32_t **out, size_t *n_out)
 {
@@ -77,4 +83,25 @@ int llama_text_piece(backend *b, int32_t token, char *buf, size_t cap)
 {
     int32_t n = llama_token_to_piece(b->vocab, token, buf, (int32_t)cap, 0, false);
     return n < 0 ? EF_EINVAL : n;
+}
+
+int backend_llama_check_template(const char *tmpl, char *known, size_t cap)
+{
+    /* llama_chat_apply_template takes a built-in name or detects the family of a template
+     * text, and returns -1 for anything else: one dummy message is enough to ask it. */
+    struct llama_chat_message probe = {.role = "user", .content = "hello"};
+    char rendered[TEMPLATE_PROBE_CAP];
+    if (tmpl && *tmpl &&
+        llama_chat_apply_template(tmpl, &probe, 1, true, rendered, sizeof rendered) >= 0)
+        return 0;
+    const char *names[TEMPLATE_NAMES_MAX];
+    int32_t n = llama_chat_builtin_templates(names, TEMPLATE_NAMES_MAX);
+    size_t len = 0;
+    if (cap > 0)
+        known[0] = '\0';
+    for (int32_t i = 0; i < n && i < TEMPLATE_NAMES_MAX && len < cap; i++) {
+        int w = snprintf(known + len, cap - len, "%s%s", i ? ", " : "", names[i]);
+        len += w > 0 ? (size_t)w : 0;
+    }
+    return EF_ECONFIG;
 }

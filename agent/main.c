@@ -3,6 +3,7 @@
  * (uplink), run the loop until SIGINT/SIGTERM. Exit codes: 0 stopped by signal, 1 runtime
  * failure, 2 bad arguments, config, keys or model file. */
 #include "agent_config.h"
+#include "config.h"
 #include "engine.h"
 #include "keys.h"
 #include "log.h"
@@ -34,8 +35,8 @@ static void usage(FILE *out)
             "                       (--model PATH ... | --config FILE) [options]\n"
             "  the edge daemon: serves GGUF models to an edgefleet coordinator\n"
             "  --coordinator ENDPOINT  coordinator's agent endpoint, e.g. tcp://10.0.0.1:7701\n"
-            "  --server-key FILE       the coordinator's public key (.pub)\n"
-            "  --key FILE              this agent's secret key (.key, mode 0600)\n"
+            "  --server-key FILE       the coordinator's public key (NAME.pub)\n"
+            "  --key FILE              this agent's secret key (NAME.key, mode 0600)\n"
             "  --name NAME             the name to ask for; the fleet names agents after their\n"
             "                          key's allowlist file (allow/agents/NAME.pub) and refuses\n"
             "                          any other (default: ask for none)\n"
@@ -43,7 +44,7 @@ static void usage(FILE *out)
             "  --model PATH            serve a GGUF file, named after its file stem (repeatable)\n"
             "  --slots N               parallel requests per model (default 1)\n"
             "  --ctx N                 context tokens per slot (default min(2048, model's))\n"
-            "  --threads N             inference threads (default: all CPUs)\n"
+            "  --threads N             inference threads (default, or 0: all online CPUs)\n"
             "  --heartbeat-ms N        heartbeat interval (default 1000)\n"
             "  --drain-timeout-ms N    on SIGTERM/SIGINT, time running requests get to finish\n"
             "                          before the agent stops anyway (default 30000; a second\n"
@@ -53,8 +54,8 @@ static void usage(FILE *out)
             "  --sim-tps N             simulated tokens/s per slot (default 20)\n"
             "  --log-level debug|info|warn|error|off   (default info)\n"
             "  --help\n"
-            "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments, config or "
-            "model\n");
+            "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments, config, keys "
+            "or model\n");
 }
 
 static int parse_number(const char *opt, const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
@@ -113,9 +114,15 @@ static int parse_args(int argc, char **argv, options *o)
         case 'h':
             usage(stdout);
             return 1;
-        case O_COORD:
+        case O_COORD: {
+            ef_errmsg em = {{0}};
+            if (config_check_endpoint(optarg, &em) != 0) {
+                fprintf(stderr, "edgefleet-agent: --coordinator: %s\n", em.msg);
+                return -1;
+            }
             o->coordinator = optarg;
             break;
+        }
         case O_SKEY:
             o->server_key = optarg;
             break;
@@ -142,7 +149,7 @@ static int parse_args(int argc, char **argv, options *o)
             rc = parse_number("--ctx", optarg, 16, 1u << 20, &o->ctx);
             break;
         case O_THREADS:
-            rc = parse_number("--threads", optarg, 1, 256, &o->threads);
+            rc = parse_number("--threads", optarg, 0, 256, &o->threads); /* 0 = all CPUs */
             break;
         case O_HB:
             rc = parse_number("--heartbeat-ms", optarg, 10, 600000, &o->heartbeat_ms);
@@ -213,6 +220,29 @@ static int build_config(const options *o, agent_config *cfg)
         cfg->drain_timeout_ms = o->drain_timeout_ms;
     if (cfg->n_models == 0) {
         fprintf(stderr, "edgefleet-agent: no model to serve (--model PATH or --config FILE)\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Room for the names of llama.cpp's built-in chat templates (about 50, 600 bytes in 2025). */
+#define AGENT_TEMPLATE_NAMES_CAP 2048
+
+/* Each chat_template must be one llama.cpp can apply: a typo is found now, with its line, not
+ * as every chat request to that model failing. Returns 0 or -1 (message printed). */
+static int check_templates(const options *o, const agent_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const backend_params *m = &cfg->models[i];
+        char known[AGENT_TEMPLATE_NAMES_CAP];
+        if (!m->chat_template ||
+            backend_llama_check_template(m->chat_template, known, sizeof known) == 0)
+            continue;
+        fprintf(stderr,
+                "edgefleet-agent: %s:%d: unknown chat_template \"%.80s\" in [model %s]: neither a "
+                "built-in name nor a template llama.cpp recognises; built-in names: %s\n",
+                o->config ? o->config : "-", cfg->origins[i].chat_template_line, m->chat_template,
+                m->name, known);
         return -1;
     }
     return 0;
@@ -316,7 +346,9 @@ int main(int argc, char **argv)
     agent_config cfg = {.drain_timeout_ms = AGENT_DRAIN_TIMEOUT_MS};
     keys_pair keys;
     char server[KEYS_Z85_LEN + 1];
-    if (build_config(&o, &cfg) != 0) {
+    /* Keys before models: a bad key file is reported at once, not after loading gigabytes. */
+    if (build_config(&o, &cfg) != 0 || check_templates(&o, &cfg) != 0 ||
+        load_link(&cfg, &keys, server) != 0) {
         agent_config_free(&cfg);
         return 2;
     }
@@ -336,7 +368,7 @@ int main(int argc, char **argv)
     engine *e = engine_new(&ep, &err, &em);
     if (!e)
         fprintf(stderr, "edgefleet-agent: %s\n", em.msg);
-    int status = !e ? 2 : load_link(&cfg, &keys, server) != 0 ? 2 : 0;
+    int status = e ? 0 : 2;
     if (status == 0)
         status = serve(&loop, &al, e, &cfg, &keys, server);
     engine_destroy(&e); /* joins the inference thread: no notify after this */

@@ -1,6 +1,7 @@
 /* edgefleet-coordinator: the fleet coordinator: registers agents and routes requests.
  * Thin main: parse options, load the key, wire registry + scheduler + the three endpoints onto
  * one libuv loop, run until SIGINT/SIGTERM, then fail what is still open and tear down. */
+#include "config.h"
 #include "coord.h"
 #include "log.h"
 
@@ -24,6 +25,7 @@ static void usage(FILE *out)
             "  --agents-endpoint EP       (default " COORD_AGENTS_ENDPOINT ")\n"
             "  --clients-endpoint EP      (default " COORD_CLIENTS_ENDPOINT ")\n"
             "  --telemetry-endpoint EP    (default " COORD_TELEMETRY_ENDPOINT ")\n"
+            "                             endpoints are tcp://HOST:PORT; HOST * binds them all\n"
             "  --heartbeat-ms N           heartbeat interval both ways (default 1000)\n"
             "  --liveness N               silent intervals before an agent is dead (default 3)\n"
             "  --queue N                  queued requests per model (default 256)\n"
@@ -151,13 +153,24 @@ static int parse_options(int argc, char **argv, coord_config *cfg)
     return 0;
 }
 
-/* Check what the options name on disk. Returns 0 or 2 (message printed). */
+/* Check the options' values and what they name on disk. Returns 0 or 2 (message printed). */
 static int load_config(coord *c)
 {
     ef_errmsg em = {{0}};
     if (!c->cfg.key_path || !c->cfg.allow_dir) {
         fprintf(stderr, "edgefleet-coordinator: --key and --allow-dir are required\n");
         return 2;
+    }
+    const struct {
+        const char *flag, *endpoint;
+    } endpoints[] = {{"--agents-endpoint", c->cfg.agents_endpoint},
+                     {"--clients-endpoint", c->cfg.clients_endpoint},
+                     {"--telemetry-endpoint", c->cfg.telemetry_endpoint}};
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
+        if (config_check_endpoint(endpoints[i].endpoint, &em) != 0) {
+            fprintf(stderr, "edgefleet-coordinator: %s: %s\n", endpoints[i].flag, em.msg);
+            return 2;
+        }
     }
     if (keys_load_pair(c->cfg.key_path, &c->keys, &em) != 0) {
         fprintf(stderr, "edgefleet-coordinator: %s\n", em.msg);

@@ -2,6 +2,7 @@
  * directory. All cryptography is libzmq's (zmq_curve_keypair, zmq_curve_public, Z85); secret
  * bytes on our stack are wiped with libsodium's sodium_memzero. Pure file work: any thread. */
 #include "keys.h"
+#include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -77,21 +78,25 @@ static int read_key_fd(int fd, const char *path, char out[KEYS_Z85_LEN + 1], ef_
     return 0;
 }
 
-static int open_key_file(const char *path, ef_errmsg *em)
+/* 1 if path's file name ends in ext (".key", ".pub"). */
+static int has_ext(const char *path, const char *ext)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        int code = errno == ENOENT ? EF_ENOENT : EF_EIO;
-        return errmsg_set(em, code, "%s: %s", path, strerror(errno));
-    }
-    return fd;
+    size_t n = strlen(path), e = strlen(ext);
+    return n > e && strcmp(path + n - e, ext) == 0;
 }
 
 int keys_load_public(const char *path, char out[KEYS_Z85_LEN + 1], ef_errmsg *em)
 {
     if (!path || !out)
         return errmsg_set(em, EF_EINVAL, "keys_load_public: NULL argument");
-    int fd = open_key_file(path, em);
+    /* A secret key reads as a valid Z85 key too, so only its name can tell the mistake apart;
+     * caught here, it is refused instead of becoming a handshake that never succeeds. */
+    if (has_ext(path, KEYS_SECRET_EXT))
+        return errmsg_set(em, EF_EKEY,
+                          "%s: this is a secret key file; --server-key needs the coordinator's "
+                          "public key %.*s" KEYS_PUBLIC_EXT,
+                          path, (int)(strlen(path) - strlen(KEYS_SECRET_EXT)), path);
+    int fd = config_open_regular(path, EF_EKEY, NULL, em);
     if (fd < 0)
         return fd;
     int rc = read_key_fd(fd, path, out, em);
@@ -99,27 +104,35 @@ int keys_load_public(const char *path, char out[KEYS_Z85_LEN + 1], ef_errmsg *em
     return rc;
 }
 
+/* Open a secret key file: a regular file that only its owner can read. Returns the fd or EF_E*. */
+static int open_secret_file(const char *path, ef_errmsg *em)
+{
+    if (has_ext(path, KEYS_PUBLIC_EXT))
+        return errmsg_set(
+            em, EF_EKEY,
+            "%s: this is a public key file; --key needs the secret key %.*s" KEYS_SECRET_EXT, path,
+            (int)(strlen(path) - strlen(KEYS_PUBLIC_EXT)), path);
+    struct stat st;
+    int fd = config_open_regular(path, EF_EKEY, &st, em);
+    if (fd < 0 || !(st.st_mode & (S_IRWXG | S_IRWXO)))
+        return fd;
+    close(fd);
+    return errmsg_set(em, EF_EKEYPERM,
+                      "%s: secret key file is accessible by group/others (mode %04o); "
+                      "run: chmod 600 %s",
+                      path, (unsigned)(st.st_mode & 07777), path);
+}
+
 int keys_load_pair(const char *secret_path, keys_pair *out, ef_errmsg *em)
 {
     if (!secret_path || !out)
         return errmsg_set(em, EF_EINVAL, "keys_load_pair: NULL argument");
-    int fd = open_key_file(secret_path, em);
-    if (fd < 0)
+    int fd = open_secret_file(secret_path, em);
+    if (fd < 0) {
+        sodium_memzero(out, sizeof *out);
         return fd;
-    /* fstat the file we opened, not the path, so a swap between check and read is harmless. */
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) != 0)
-        rc = errmsg_set(em, EF_EIO, "%s: stat: %s", secret_path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = errmsg_set(em, EF_EKEY, "%s: not a regular file", secret_path);
-    else if (st.st_mode & (S_IRWXG | S_IRWXO))
-        rc = errmsg_set(em, EF_EKEYPERM,
-                        "%s: secret key file is accessible by group/others (mode %04o); "
-                        "run: chmod 600 %s",
-                        secret_path, (unsigned)(st.st_mode & 07777), secret_path);
-    if (rc == 0)
-        rc = read_key_fd(fd, secret_path, out->secret_z85, em);
+    }
+    int rc = read_key_fd(fd, secret_path, out->secret_z85, em);
     close(fd);
     if (rc == 0 && zmq_curve_public(out->public_z85, out->secret_z85) != 0)
         rc = errmsg_set(em, EF_ECRYPTO, "%s: cannot derive the public key: %s", secret_path,
@@ -163,8 +176,10 @@ int keys_generate(const char *dir, const char *name, keys_pair *out, ef_errmsg *
         return errmsg_set(em, EF_EINVAL, "bad key name \"%s\": use 1 to %d of [A-Za-z0-9._-]", name,
                           KEY_NAME_MAX);
     char key_path[4096], pub_path[4096];
-    if ((size_t)snprintf(key_path, sizeof key_path, "%s/%s.key", dir, name) >= sizeof key_path ||
-        (size_t)snprintf(pub_path, sizeof pub_path, "%s/%s.pub", dir, name) >= sizeof pub_path)
+    if ((size_t)snprintf(key_path, sizeof key_path, "%s/%s" KEYS_SECRET_EXT, dir, name) >=
+            sizeof key_path ||
+        (size_t)snprintf(pub_path, sizeof pub_path, "%s/%s" KEYS_PUBLIC_EXT, dir, name) >=
+            sizeof pub_path)
         return errmsg_set(em, EF_EINVAL, "%s: directory path too long", dir);
     /* Check the .pub first so an existing pair is left exactly as it was (the .key is then
      * created with O_EXCL, which also refuses to replace an existing secret). */
@@ -185,37 +200,6 @@ int keys_generate(const char *dir, const char *name, keys_pair *out, ef_errmsg *
     return rc;
 }
 
-int keys_allowlist_find(const char *dir, const unsigned char key[32], char *name_out,
-                        size_t name_cap)
-{
-    if (!dir || !key)
-        return 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int found = 0;
-    struct dirent *e;
-    while (!found && (e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        /* Only NAME.pub with a valid NAME counts, so the name is safe to put in a User-Id. */
-        if (n <= 4 || strcmp(e->d_name + n - 4, ".pub") != 0 || e->d_name[0] == '.' ||
-            !name_is_valid(e->d_name, n - 4))
-            continue;
-        char path[4096], z85[KEYS_Z85_LEN + 1];
-        uint8_t bin[32];
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path ||
-            keys_load_public(path, z85, NULL) != 0 || !zmq_z85_decode(bin, z85))
-            continue;
-        if (memcmp(bin, key, sizeof bin) == 0) {
-            found = 1;
-            if (name_out && name_cap > 0)
-                snprintf(name_out, name_cap, "%.*s", (int)(n - 4), e->d_name);
-        }
-    }
-    closedir(d);
-    return found;
-}
-
 int keys_allowlist_each(const char *dir, keys_allowlist_fn fn, void *user)
 {
     DIR *d = dir ? opendir(dir) : NULL;
@@ -224,8 +208,15 @@ int keys_allowlist_each(const char *dir, keys_allowlist_fn fn, void *user)
     int n_keys = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
+#ifdef _DIRENT_HAVE_D_TYPE
+        /* A FIFO or device is skipped without opening it; symlinks and filesystems that do
+         * not report a type (DT_UNKNOWN) go on to keys_load_public, whose fstat decides. */
+        if (e->d_type != DT_REG && e->d_type != DT_LNK && e->d_type != DT_UNKNOWN)
+            continue;
+#endif
         size_t n = strlen(e->d_name);
-        if (n <= 4 || strcmp(e->d_name + n - 4, ".pub") != 0 || e->d_name[0] == '.' ||
+        /* Only NAME.pub with a valid NAME counts, so the name is safe to put in a User-Id. */
+        if (n <= 4 || !has_ext(e->d_name, KEYS_PUBLIC_EXT) || e->d_name[0] == '.' ||
             !name_is_valid(e->d_name, n - 4))
             continue;
         char path[4096], z85[KEYS_Z85_LEN + 1], name[KEY_NAME_MAX + 1];
@@ -240,4 +231,31 @@ int keys_allowlist_each(const char *dir, keys_allowlist_fn fn, void *user)
     }
     closedir(d);
     return n_keys;
+}
+
+typedef struct {
+    const unsigned char *key;
+    char *name_out;
+    size_t name_cap;
+    int found;
+} find_state;
+
+static int find_one(const char *name, const unsigned char key[32], void *user)
+{
+    find_state *fs = user;
+    if (memcmp(key, fs->key, 32) != 0)
+        return 0;
+    fs->found = 1;
+    if (fs->name_out && fs->name_cap > 0)
+        snprintf(fs->name_out, fs->name_cap, "%s", name);
+    return 1;
+}
+
+int keys_allowlist_find(const char *dir, const unsigned char key[32], char *name_out,
+                        size_t name_cap)
+{
+    find_state fs = {key, name_out, name_cap, 0};
+    if (dir && key)
+        keys_allowlist_each(dir, find_one, &fs);
+    return fs.found;
 }

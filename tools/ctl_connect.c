@@ -1,8 +1,10 @@
 /* Implementation of ctl_connect.h: the common options and the client they make. */
 #include "ctl_connect.h"
 #include "ctl.h"
+#include "keys.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -80,6 +82,19 @@ ef_client_t *ctl_connect(const ctl_connect_opts *o, const char *cmd)
                 "edgefleetctl %s: need --server-key and --key (or $EDGEFLEET_SERVER_KEY and "
                 "$EDGEFLEET_KEY)\n",
                 cmd);
+        return NULL;
+    }
+    /* ef_client_new says only that it failed; the key files' own checks (a .key given as
+     * --server-key, a .pub as --key, a FIFO, a 0644 secret) say why, so try them first. */
+    ef_errmsg em = {{0}};
+    char server[KEYS_Z85_LEN + 1];
+    keys_pair kp;
+    int keys_rc = keys_load_public(o->server_key, server, &em);
+    if (keys_rc == 0)
+        keys_rc = keys_load_pair(o->key, &kp, &em);
+    sodium_memzero(&kp, sizeof kp);
+    if (keys_rc != 0) {
+        fprintf(stderr, "edgefleetctl %s: %s\n", cmd, em.msg);
         return NULL;
     }
     ef_client_params p = ef_client_default_params();

@@ -4,6 +4,7 @@
  * through a memfd (no temp files to clean up). Built only with clang and -DEF_FUZZ=ON:
  *   ./fuzz_agent_config -max_total_time=60 corpus/ */
 #include "agent_config.h"
+#include "config.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -30,12 +31,18 @@ static void check_loaded(const agent_config *c)
 {
     CHECK(c->n_models <= AGENT_MAX_MODELS);
     CHECK(c->heartbeat_ms == 0 || (c->heartbeat_ms >= 10 && c->heartbeat_ms <= 600000));
+    /* Strings are never empty, and a coordinator is always a tcp://HOST:PORT. */
+    CHECK(!c->name || c->name[0]);
+    CHECK(!c->key || c->key[0]);
+    CHECK(!c->server_key || c->server_key[0]);
+    CHECK(!c->coordinator || config_check_endpoint(c->coordinator, NULL) == 0);
     for (size_t i = 0; i < c->n_models; i++) {
         const backend_params *m = &c->models[i];
         CHECK(m->name && m->name[0]);
         CHECK(m->kind == BACKEND_SIMULATED || m->path);
         CHECK(m->n_slots <= BACKEND_MAX_SLOTS);
         CHECK(m->n_ctx == 0 || m->n_ctx >= 16);
+        CHECK(!m->chat_template || (m->chat_template[0] && c->origins[i].chat_template_line > 0));
         for (size_t j = 0; j < i; j++)
             CHECK(strcmp(m->name, c->models[j].name) != 0);
     }

@@ -377,7 +377,13 @@ static void test_command_line_errors_exit_2_and_help_exits_0(void **state)
     char bin[1024], log[700];
     assert_int_equal(ts_bin_path("agent/edgefleet-agent", bin, sizeof bin), 0);
     snprintf(log, sizeof log, "%s/cli.log", f->dir);
-    char *bad[] = {bin, "--model", "/nonexistent/model.gguf", NULL};
+    char skey[700], akey[700];
+    snprintf(skey, sizeof skey, "%s/coord.pub", f->dir);
+    snprintf(akey, sizeof akey, "%s/agent-1.key", f->dir);
+    /* Link options and keys are checked before any model is loaded: give good ones. */
+    char *bad[] = {
+        bin,       "--coordinator",           f->endpoint, "--server-key", skey, "--key", akey,
+        "--model", "/nonexistent/model.gguf", NULL};
     int st = ts_wait_exit(ts_spawn(bad, log), 10000);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 2);

@@ -1,6 +1,8 @@
 /* agent_config.c on INI files written to a temp dir: a full config parses to the right values;
- * each mistake is EF_ECONFIG (EF_ENOENT for a missing file) with a message naming file:line and
- * the key or section; --model paths name models after their file stem and refuse duplicates. */
+ * each mistake (bad number, empty value, endpoint that is not tcp://HOST:PORT, duplicate key or
+ * section) is EF_ECONFIG (EF_ENOENT for a missing file) with a message naming file:line and the
+ * key or section; a FIFO or device is refused without blocking; --model paths name models after
+ * their file stem and refuse duplicates. */
 #include "agent_config.h"
 #include "test_support.h"
 
@@ -9,9 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+
+/* Seconds before SIGALRM ends a test that could block on a FIFO (old code did, forever). */
+#define BLOCK_LIMIT_S 10
 
 typedef struct {
     char dir[256];
@@ -199,11 +207,11 @@ static void test_a_model_section_given_twice_is_refused(void **state)
     assert_int_equal(load(fx, "[model m]\npath = /a.gguf\n[model n]\npath = /n.gguf\n"
                               "[model m]\npath = /b.gguf\n"),
                      EF_ECONFIG);
-    expect_error_at(fx, 6, "duplicate section [model m]");
+    expect_error_at(fx, 5, "duplicate section [model m] (first at line 1)");
     agent_config_free(&fx->cfg);
     /* Also right after itself. */
     assert_int_equal(load(fx, "[model m]\npath = /a.gguf\n\n[model m]\nctx = 64\n"), EF_ECONFIG);
-    expect_error_at(fx, 5, "duplicate section [model m]");
+    expect_error_at(fx, 4, "duplicate section [model m] (first at line 1)");
     agent_config_free(&fx->cfg);
     /* Keys of one section are not a duplicate, nor is a value continued on the next line. */
     assert_int_equal(load(fx, "[model m]\npath = /a.gguf\nctx = 64\n"
@@ -282,6 +290,148 @@ static void test_more_than_the_model_limit_is_refused(void **state)
                      EF_ECONFIG);
 }
 
+static void test_an_empty_value_is_refused_with_its_line(void **state)
+{
+    fixture *fx = *state;
+    static const struct {
+        const char *text;
+        int line;
+        const char *what;
+    } cases[] = {
+        {"[agent]\nname =\n", 2, "empty value for \"name\""},
+        {"[agent]\nname = a\ncoordinator =\n", 3, "empty value for \"coordinator\""},
+        {"[agent]\nserver_key = ; the coordinator's\n", 2, "empty value for \"server_key\""},
+        {"[agent]\n\nkey =   \n", 3, "empty value for \"key\""},
+        {"[model m]\npath =\n", 2, "empty value for \"path\""},
+        {"[model m]\npath = /m\nchat_template =\n", 3, "empty value for \"chat_template\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(load(fx, cases[i].text), EF_ECONFIG);
+        expect_error_at(fx, cases[i].line, cases[i].what);
+        agent_config_free(&fx->cfg);
+    }
+}
+
+static void test_a_coordinator_that_is_not_tcp_host_port_is_refused(void **state)
+{
+    fixture *fx = *state;
+    static const struct {
+        const char *endpoint, *what;
+    } bad[] = {
+        {"10.0.0.1:7701", "does not start with tcp://"},
+        {"ipc:///run/edgefleet.sock", "does not start with tcp://"},
+        {"tcp://10.0.0.1", "has no port"},
+        {"tcp://[::1]", "has no port"},
+        {"tcp://:7701", "bad host \"\""},
+        {"tcp://coord inator:7701", "bad host"},
+        {"tcp://10.0.0.1:0", "bad port \"0\""},
+        {"tcp://10.0.0.1:70000", "bad port \"70000\""},
+        {"tcp://10.0.0.1:77o1", "bad port \"77o1\""},
+        {"tcp://10.0.0.1:-1", "bad port"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256], what[128];
+        snprintf(text, sizeof text, "[agent]\nname = a\ncoordinator = %s\n", bad[i].endpoint);
+        snprintf(what, sizeof what, "bad value for \"coordinator\": ");
+        assert_int_equal(load(fx, text), EF_ECONFIG);
+        expect_error_at(fx, 3, what);
+        if (!strstr(fx->em.msg, bad[i].what))
+            fail_msg("%s: message \"%s\", want \"%s\"", bad[i].endpoint, fx->em.msg, bad[i].what);
+        agent_config_free(&fx->cfg);
+    }
+    static const char *const good[] = {"tcp://coordinator.plant.lan:7701", "tcp://10.0.0.1:1",
+                                       "tcp://[fe80::1%eth0]:65535", "tcp://*:7701"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "[agent]\ncoordinator = %s\n", good[i]);
+        if (load(fx, text) != 0)
+            fail_msg("%s refused: %s", good[i], fx->em.msg);
+        assert_string_equal(fx->cfg.coordinator, good[i]);
+        agent_config_free(&fx->cfg);
+    }
+}
+
+static void test_a_key_given_twice_in_one_section_is_refused(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(load(fx, "[agent]\nname = a\nkey = /k\nname = b\n"), EF_ECONFIG);
+    expect_error_at(fx, 4, "duplicate key \"name\" in [agent] (first at line 2)");
+    agent_config_free(&fx->cfg);
+    assert_int_equal(load(fx, "[model m]\npath = /a.gguf\nctx = 64\n\npath = /b.gguf\n"),
+                     EF_ECONFIG);
+    expect_error_at(fx, 5, "duplicate key \"path\" in [model m] (first at line 2)");
+    agent_config_free(&fx->cfg);
+    /* The same key in two sections is no duplicate. */
+    assert_int_equal(load(fx, "[model a]\npath = /a.gguf\n[model b]\npath = /b.gguf\n"), 0);
+    assert_int_equal(fx->cfg.n_models, 2);
+}
+
+static void test_a_second_agent_section_is_refused(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(load(fx, "[agent]\nname = a\n[model m]\npath = /m\n\n[agent]\nkey = /k\n"),
+                     EF_ECONFIG);
+    expect_error_at(fx, 6, "duplicate section [agent] (first at line 1)");
+}
+
+static void test_threads_0_means_all_cpus_and_is_kept(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(load(fx, "[model all]\npath = /a.gguf\nthreads = 0\n"
+                              "[model some]\npath = /s.gguf\n"),
+                     0);
+    agent_config *c = &fx->cfg;
+    assert_int_equal(c->models[0].n_threads, 0); /* the backend reads 0 as online CPUs */
+    /* --threads 2 fills the model that did not say, not the one that asked for all CPUs. */
+    agent_config_defaults(c, 0, 0, 2);
+    assert_int_equal(c->models[0].n_threads, 0);
+    assert_int_equal(c->models[1].n_threads, 2);
+}
+
+static void test_the_line_of_each_chat_template_is_recorded(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(load(fx, "[model a]\npath = /a.gguf\n\nchat_template = chatml\n"
+                              "[model b]\npath = /b.gguf\n"),
+                     0);
+    assert_int_equal(fx->cfg.origins[0].chat_template_line, 4);
+    assert_int_equal(fx->cfg.origins[1].chat_template_line, 0);
+    assert_int_equal(fx->cfg.origins[1].section_line, 5);
+}
+
+static void test_a_fifo_or_device_as_config_is_refused_at_once(void **state)
+{
+    fixture *fx = *state;
+    alarm(BLOCK_LIMIT_S);
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo.ini", fx->dir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    assert_int_equal(agent_config_load(&fx->cfg, fifo, &fx->em), EF_ECONFIG);
+    char want[1300];
+    snprintf(want, sizeof want, "%s: is a FIFO, not a regular file; refusing to read it", fifo);
+    assert_string_equal(fx->em.msg, want);
+    /* /dev/zero has no line ends: inih would read it forever. */
+    assert_int_equal(agent_config_load(&fx->cfg, "/dev/zero", &fx->em), EF_ECONFIG);
+    assert_non_null(strstr(fx->em.msg, "/dev/zero: is a character device"));
+    assert_int_equal(agent_config_load(&fx->cfg, fx->dir, &fx->em), EF_ECONFIG);
+    assert_non_null(strstr(fx->em.msg, "is a directory"));
+    alarm(0);
+    assert_int_equal(fx->cfg.n_models, 0);
+}
+
+static void test_the_example_deploy_config_loads(void **state)
+{
+    fixture *fx = *state;
+    /* deploy/agent.ini is what operators copy: it must say what the parser accepts. */
+    const char *src = getenv("EDGEFLEET_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/deploy/agent.ini", src && *src ? src : ".");
+    if (agent_config_load(&fx->cfg, path, &fx->em) != 0)
+        fail_msg("%s", fx->em.msg);
+    assert_string_equal(fx->cfg.name, "board-7");
+    assert_int_equal(fx->cfg.n_models, 2);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -299,6 +449,14 @@ int main(void)
         T(test_model_paths_are_named_after_their_file_stem),
         T(test_a_model_path_clashing_with_a_config_section_is_refused),
         T(test_more_than_the_model_limit_is_refused),
+        T(test_an_empty_value_is_refused_with_its_line),
+        T(test_a_coordinator_that_is_not_tcp_host_port_is_refused),
+        T(test_a_key_given_twice_in_one_section_is_refused),
+        T(test_a_second_agent_section_is_refused),
+        T(test_threads_0_means_all_cpus_and_is_kept),
+        T(test_the_line_of_each_chat_template_is_recorded),
+        T(test_a_fifo_or_device_as_config_is_refused_at_once),
+        T(test_the_example_deploy_config_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
