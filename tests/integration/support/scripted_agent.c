@@ -34,14 +34,17 @@ struct scripted_agent {
     size_t n_active;
 };
 
-static void send_env(scripted_agent *sa, envelope *env)
+/* 0 when the frame was queued; -1 when not (silent, or our queue to the coordinator is full:
+ * a real agent would keep it in its outbox, so a chunk that does not go is sent again later). */
+static int send_env(scripted_agent *sa, envelope *env)
 {
     uint8_t *buf;
     size_t len;
     if (atomic_load(&sa->silent) || codec_encode(env, 0, &buf, &len) != 0)
-        return;
-    zmq_send(sa->sock, buf, len, ZMQ_DONTWAIT);
+        return -1;
+    int rc = zmq_send(sa->sock, buf, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
     free(buf);
+    return rc;
 }
 
 static void send_register(scripted_agent *sa)
@@ -98,7 +101,7 @@ static void send_done(scripted_agent *sa, const uint8_t *id, int finish, uint32_
     send_env(sa, &env);
 }
 
-static void send_chunk(scripted_agent *sa, sa_request *r)
+static int send_chunk(scripted_agent *sa, sa_request *r)
 {
     char text[16];
     int32_t tok = (int32_t)r->sent + 1;
@@ -113,8 +116,10 @@ static void send_chunk(scripted_agent *sa, sa_request *r)
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK;
     env.token_chunk = &tc;
-    send_env(sa, &env);
+    if (send_env(sa, &env) != 0)
+        return -1;
     r->sent++;
+    return 0;
 }
 
 static void remove_active(scripted_agent *sa, size_t i)
@@ -188,7 +193,8 @@ static void stream(scripted_agent *sa, uint64_t now)
             for (uint32_t b = 0; b < (sa->p.burst ? sa->p.burst : 1) && r->sent < tokens &&
                                  (!r->max_tokens || r->sent < r->max_tokens);
                  b++)
-                send_chunk(sa, r);
+                if (send_chunk(sa, r) != 0)
+                    break;
             r->next_ms = now + sa->p.token_ms;
             if (sa->p.die_after && r->sent >= sa->p.die_after)
                 atomic_store(&sa->silent, 1);
