@@ -37,7 +37,8 @@ typedef struct {
     char quantization[64]; /* "F32", "Q4_K_M", "simulated" */
     uint64_t size_bytes;   /* file size */
     uint64_t n_params;
-    uint32_t n_ctx; /* per slot */
+    uint32_t n_ctx;   /* per slot */
+    uint32_t n_vocab; /* token ids are 0 .. n_vocab-1; anything else must never be decoded */
     uint32_t n_slots;
     uint32_t n_threads;
     int has_chat_template; /* own or configured */
@@ -91,7 +92,8 @@ typedef struct {
     size_t (*cached_prefix)(backend *b, int slot, const int32_t *prompt, size_t n);
     /* Start a sequence on a free slot: keep the common prefix of its cache, drop the rest, and
      * queue the remaining prompt tokens; *n_eval says how many will be evaluated. n must be at
-     * least 1 and below the slot context (the engine checks). Returns 0, EF_ENOMEM, EF_EINVAL. */
+     * least 1 and below the slot context, and every id below n_vocab (the engine checks: ids a
+     * peer sent are checked in engine_submit). Returns 0, EF_ENOMEM, EF_EINVAL. */
     int (*seq_start)(backend *b, int slot, const int32_t *prompt, size_t n,
                      const backend_sampling *s, uint32_t *n_eval);
     /* One decode over every started slot: pending prompt chunks and each generating slot's last

@@ -123,6 +123,7 @@ static int prepare(engine *e, ereq *r, int32_t **tokens, size_t *n, char *why, s
         return rc;
     }
     if (r->n_resume) {
+        /* Each id was checked against the vocabulary in engine_submit (engine_request.c). */
         int32_t *all = realloc(*tokens, (*n + r->n_resume) * sizeof *all);
         if (!all)
             return EF_ENOMEM;
