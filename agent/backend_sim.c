@@ -194,7 +194,7 @@ static void sleep_until(uint64_t due_ns)
     nanosleep(&ts, NULL);
 }
 
-static int sim_step(backend *b, backend_step_item *items, size_t cap, size_t *n_items)
+static void sim_step(backend *b, backend_step_item *items, size_t cap, size_t *n_items)
 {
     *n_items = 0;
     uint64_t next = UINT64_MAX;
@@ -202,7 +202,7 @@ static int sim_step(backend *b, backend_step_item *items, size_t cap, size_t *n_
         if (b->slots[i].state != SSLOT_FREE && b->slots[i].due_ns < next)
             next = b->slots[i].due_ns;
     if (next == UINT64_MAX)
-        return 0;
+        return;
     sleep_until(next);
     uint64_t now = clock_mono_ns();
     uint64_t gap = (uint64_t)(1e9 / b->tps);
@@ -224,7 +224,6 @@ static int sim_step(backend *b, backend_step_item *items, size_t cap, size_t *n_
         }
         items[(*n_items)++] = it;
     }
-    return 0;
 }
 
 const backend_ops backend_sim_ops = {
