@@ -37,7 +37,8 @@ typedef struct {
     char quantization[64]; /* "F32", "Q4_K_M", "simulated" */
     uint64_t size_bytes;   /* file size */
     uint64_t n_params;
-    uint32_t n_ctx; /* per slot */
+    uint32_t n_ctx;   /* per slot */
+    uint32_t n_vocab; /* token ids are 0 .. n_vocab-1; anything else must never be decoded */
     uint32_t n_slots;
     uint32_t n_threads;
     int has_chat_template; /* own or configured */
@@ -66,6 +67,10 @@ typedef struct {
     int eog;           /* token ends generation (EOS/EOT) */
     int context_full;  /* the slot's context has no room for another token (token is -1) */
     uint32_t n_prompt; /* prompt tokens evaluated for this slot in this step */
+    /* 0, or the backend's code for why this slot's own tokens could not be decoded (for llama,
+     * llama_decode's return value). The slot is then stopped, its cache holding what it held
+     * before the step; token is -1. Other slots of the step are not affected. */
+    int32_t error;
 } backend_step_item;
 
 typedef struct {
@@ -91,14 +96,17 @@ typedef struct {
     size_t (*cached_prefix)(backend *b, int slot, const int32_t *prompt, size_t n);
     /* Start a sequence on a free slot: keep the common prefix of its cache, drop the rest, and
      * queue the remaining prompt tokens; *n_eval says how many will be evaluated. n must be at
-     * least 1 and below the slot context (the engine checks). Returns 0, EF_ENOMEM, EF_EINVAL. */
+     * least 1 and below the slot context, and every id below n_vocab (the engine checks: ids a
+     * peer sent are checked in engine_submit). Returns 0, EF_ENOMEM, EF_EINVAL. */
     int (*seq_start)(backend *b, int slot, const int32_t *prompt, size_t n,
                      const backend_sampling *s, uint32_t *n_eval);
     /* One decode over every started slot: pending prompt chunks and each generating slot's last
-     * token go in one batch. Fills up to cap items (one per slot touched). Returns 0, or
-     * EF_EINTERNAL when decoding failed (every started slot is then stopped). Blocks for the
-     * duration of the decode (the simulator sleeps until its next token is due). */
-    int (*step)(backend *b, backend_step_item *items, size_t cap, size_t *n_items);
+     * token go in one batch. Fills up to cap items (one per slot touched; cap >= the slot count,
+     * or items are lost). A failure is per slot, never per step: a slot whose tokens cannot be
+     * decoded gets an item with error set and is stopped; the others still get their step.
+     * Blocks for the duration of the decode (the simulator sleeps until its next token is
+     * due). */
+    void (*step)(backend *b, backend_step_item *items, size_t cap, size_t *n_items);
     /* Stop a slot's sequence at once (cancel, finish). Its cache stays for prefix reuse. */
     void (*seq_stop)(backend *b, int slot);
 } backend_ops;

@@ -217,6 +217,7 @@ static void llama_describe(const backend *b, backend_desc *out)
     out->size_bytes = b->size_bytes;
     out->n_params = llama_model_n_params(b->model);
     out->n_ctx = b->slot_ctx;
+    out->n_vocab = (uint32_t)llama_vocab_n_tokens(b->vocab);
     out->n_slots = b->n_slots;
     out->n_threads = b->n_threads;
     out->has_chat_template = b->chat_template || llama_model_chat_template(b->model, NULL);

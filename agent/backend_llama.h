@@ -47,7 +47,7 @@ int llama_text_piece(backend *b, int32_t token, char *buf, size_t cap);
 size_t llama_slots_cached_prefix(backend *b, int slot, const int32_t *prompt, size_t n);
 int llama_slots_seq_start(backend *b, int slot, const int32_t *prompt, size_t n,
                           const backend_sampling *s, uint32_t *n_eval);
-int llama_slots_step(backend *b, backend_step_item *items, size_t cap, size_t *n_items);
+void llama_slots_step(backend *b, backend_step_item *items, size_t cap, size_t *n_items);
 void llama_slots_seq_stop(backend *b, int slot);
 
 #endif

@@ -2,7 +2,8 @@
  * request, and the batched step. Each step builds ONE llama_batch: first every generating
  * slot's pending token (one output row each), then prompt chunks from slots still evaluating
  * their prompt, up to n_batch tokens in all, so a long prompt advances in chunks while the
- * other streams keep producing a token per step. Runs on the inference thread only. */
+ * other streams keep producing a token per step. When that decode fails, each slot is restored
+ * and decoded alone, so a failure stops only the slots it belongs to. Inference thread only. */
 #include "backend_llama.h"
 
 #include "log.h"
@@ -152,48 +153,119 @@ static void build_batch(backend *b, backend_step_item *items, size_t cap, size_t
     b->next_first = (b->next_first + 1) % b->n_slots;
 }
 
-/* After a failed decode the cache state of the slots in the batch is unknown: drop them. */
-static void fail_all(backend *b)
+/* Slot i's part of the batch just decoded: its cache now holds the tokens it had in it, and
+ * its output row (if any) gives its next token. */
+static backend_step_item slot_advance(backend *b, uint32_t i)
+{
+    lslot *sl = &b->slots[i];
+    backend_step_item it = {.slot = (int)i, .token = -1};
+    if (sl->state == LSLOT_PROMPT)
+        it.n_prompt = sl->n_in_batch;
+    sl->n_cached += sl->n_in_batch;
+    if (sl->i_batch >= 0) {
+        int32_t tok = llama_sampler_sample(sl->sampler, b->ctx, sl->i_batch);
+        sl->tokens[sl->n_cached] = tok;
+        sl->state = LSLOT_GENERATE;
+        it.token = tok;
+        it.eog = llama_vocab_is_eog(b->vocab, tok);
+    }
+    return it;
+}
+
+/* Put slot i's KV cache back to the n_cached tokens it held before the step. llama_decode has
+ * already done so when it returned -1 (invalid batch) or 1 (no KV room); after 2 (aborted) or
+ * < -1 (fatal) the ubatches processed before the failure stay in memory, which pos_max shows.
+ * Returns 0, or -1 when that tail cannot be dropped (a recurrent model's state, or a cache that
+ * lost tokens): the slot's cache is emptied and it cannot go on. */
+static int slot_restore(backend *b, uint32_t i)
 {
     llama_memory_t mem = llama_get_memory(b->ctx);
-    for (uint32_t i = 0; i < b->n_slots; i++) {
-        lslot *sl = &b->slots[i];
-        if (sl->state == LSLOT_FREE)
-            continue;
-        llama_slots_seq_stop(b, (int)i);
-        llama_memory_seq_rm(mem, (llama_seq_id)i, -1, -1);
-        sl->n_cached = 0;
+    lslot *sl = &b->slots[i];
+    llama_seq_id seq = (llama_seq_id)i;
+    llama_pos last = (llama_pos)sl->n_cached - 1;
+    if (llama_memory_seq_pos_max(mem, seq) == last)
+        return 0;
+    if (llama_memory_seq_rm(mem, seq, (llama_pos)sl->n_cached, -1) &&
+        llama_memory_seq_pos_max(mem, seq) == last)
+        return 0;
+    llama_memory_seq_rm(mem, seq, -1, -1);
+    sl->n_cached = 0;
+    return -1;
+}
+
+/* Slot i's tokens could not be decoded (code rc): stop it, its cache as before the step. */
+static backend_step_item slot_fail(backend *b, uint32_t i, int32_t rc)
+{
+    log_error("slot %u: llama_decode failed (%d) on its own %u tokens; slot stopped", i, rc,
+              b->slots[i].n_in_batch);
+    slot_restore(b, i);
+    llama_slots_seq_stop(b, (int)i);
+    return (backend_step_item){.slot = (int)i, .token = -1, .error = rc};
+}
+
+/* The batch again with slot i's tokens of this step only (n_in_batch from n_cached). */
+static void build_slot_batch(backend *b, uint32_t i)
+{
+    lslot *sl = &b->slots[i];
+    b->batch.n_tokens = 0;
+    sl->i_batch = -1;
+    for (uint32_t k = 0; k < sl->n_in_batch; k++) {
+        uint32_t pos = sl->n_cached + k;
+        int output = sl->state == LSLOT_GENERATE || pos + 1 == sl->n_prompt;
+        if (output)
+            sl->i_batch = (int32_t)k;
+        batch_add(&b->batch, sl->tokens[pos], pos, (int)i, output);
     }
 }
 
-int llama_slots_step(backend *b, backend_step_item *items, size_t cap, size_t *n_items)
+/* The shared batch failed with rc. Which slot's tokens caused it is unknown (an invalid id, a
+ * fatal error), so restore every slot in it and decode each alone: a slot whose tokens are
+ * fine still gets this step's token, and only the slots whose own batch fails are stopped.
+ * Runs only after a failure; the normal step pays nothing for it. */
+static void step_each_alone(backend *b, int32_t rc, backend_step_item *items, size_t cap,
+                            size_t *n_items)
+{
+    uint32_t involved = 0;
+    for (uint32_t i = 0; i < b->n_slots; i++)
+        involved += b->slots[i].n_in_batch != 0;
+    if (involved > 1)
+        log_warn("llama_decode failed (%d) on a batch of %d tokens from %u slots; decoding each "
+                 "slot alone",
+                 rc, b->batch.n_tokens, involved);
+    for (uint32_t i = 0; i < b->n_slots; i++) {
+        lslot *sl = &b->slots[i];
+        if (sl->n_in_batch == 0)
+            continue;
+        if (slot_restore(b, i) != 0 && *n_items < cap) {
+            log_warn("slot %u: its KV cache cannot drop what the failed decode left", i);
+            items[(*n_items)++] = slot_fail(b, i, rc);
+            sl->n_in_batch = 0;
+        }
+    }
+    for (uint32_t i = 0; i < b->n_slots && *n_items < cap; i++) {
+        if (b->slots[i].n_in_batch == 0)
+            continue;
+        int32_t own = rc; /* a slot alone in the batch has had its own try already */
+        if (involved > 1) {
+            build_slot_batch(b, i);
+            own = llama_decode(b->ctx, b->batch);
+        }
+        items[(*n_items)++] = own == 0 ? slot_advance(b, i) : slot_fail(b, i, own);
+    }
+}
+
+void llama_slots_step(backend *b, backend_step_item *items, size_t cap, size_t *n_items)
 {
     *n_items = 0;
     build_batch(b, items, cap, n_items);
     if (b->batch.n_tokens == 0)
-        return 0;
+        return;
     int32_t rc = llama_decode(b->ctx, b->batch);
     if (rc != 0) {
-        log_error("llama_decode failed (%d) on a batch of %d tokens", rc, b->batch.n_tokens);
-        fail_all(b);
-        return EF_EINTERNAL;
+        step_each_alone(b, rc, items, cap, n_items);
+        return;
     }
-    for (uint32_t i = 0; i < b->n_slots && *n_items < cap; i++) {
-        lslot *sl = &b->slots[i];
-        if (sl->n_in_batch == 0)
-            continue;
-        backend_step_item it = {.slot = (int)i, .token = -1};
-        if (sl->state == LSLOT_PROMPT)
-            it.n_prompt = sl->n_in_batch;
-        sl->n_cached += sl->n_in_batch;
-        if (sl->i_batch >= 0) {
-            int32_t tok = llama_sampler_sample(sl->sampler, b->ctx, sl->i_batch);
-            sl->tokens[sl->n_cached] = tok;
-            sl->state = LSLOT_GENERATE;
-            it.token = tok;
-            it.eog = llama_vocab_is_eog(b->vocab, tok);
-        }
-        items[(*n_items)++] = it;
-    }
-    return 0;
+    for (uint32_t i = 0; i < b->n_slots && *n_items < cap; i++)
+        if (b->slots[i].n_in_batch != 0)
+            items[(*n_items)++] = slot_advance(b, i);
 }

@@ -20,6 +20,9 @@
 #define SIM_MAX_SLEEP_NS 20000000ull
 /* Bytes of text per simulated prompt token, roughly what real tokenizers give for English. */
 #define SIM_BYTES_PER_TOKEN 4
+/* Token ids the simulator knows: prompt tokens hash into 0..SIM_N_VOCAB-1, generated ones are
+ * word indexes below it; the engine refuses resume tokens outside it as for a real model. */
+#define SIM_N_VOCAB 4096u
 
 static const char *const g_words[] = {
     " the",  " fleet", " board", " token", " model", " quick", " small", " edge",
@@ -88,6 +91,7 @@ static void sim_describe(const backend *b, backend_desc *out)
     snprintf(out->architecture, sizeof out->architecture, "simulated");
     snprintf(out->quantization, sizeof out->quantization, "simulated");
     out->n_ctx = b->slot_ctx;
+    out->n_vocab = SIM_N_VOCAB;
     out->n_slots = b->n_slots;
     out->n_threads = b->n_threads;
     out->has_chat_template = 1;
@@ -107,7 +111,7 @@ static int sim_tokenize(backend *b, const char *text, size_t len, int32_t **out,
         uint32_t h = 2166136261u;
         for (size_t k = i * SIM_BYTES_PER_TOKEN; k < len && k < (i + 1) * SIM_BYTES_PER_TOKEN; k++)
             h = (h ^ (uint8_t)text[k]) * 16777619u;
-        t[i] = (int32_t)(h % 4096u);
+        t[i] = (int32_t)(h % SIM_N_VOCAB);
     }
     *out = t;
     *n_out = n;
@@ -190,7 +194,7 @@ static void sleep_until(uint64_t due_ns)
     nanosleep(&ts, NULL);
 }
 
-static int sim_step(backend *b, backend_step_item *items, size_t cap, size_t *n_items)
+static void sim_step(backend *b, backend_step_item *items, size_t cap, size_t *n_items)
 {
     *n_items = 0;
     uint64_t next = UINT64_MAX;
@@ -198,7 +202,7 @@ static int sim_step(backend *b, backend_step_item *items, size_t cap, size_t *n_
         if (b->slots[i].state != SSLOT_FREE && b->slots[i].due_ns < next)
             next = b->slots[i].due_ns;
     if (next == UINT64_MAX)
-        return 0;
+        return;
     sleep_until(next);
     uint64_t now = clock_mono_ns();
     uint64_t gap = (uint64_t)(1e9 / b->tps);
@@ -220,7 +224,6 @@ static int sim_step(backend *b, backend_step_item *items, size_t cap, size_t *n_
         }
         items[(*n_items)++] = it;
     }
-    return 0;
 }
 
 const backend_ops backend_sim_ops = {

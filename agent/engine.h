@@ -80,10 +80,11 @@ engine *engine_new(const engine_params *p, int *err, ef_errmsg *em);
 void engine_destroy(engine **e_p);
 
 /* Accept a request (copied; req need not outlive the call). Thread-safe. Returns 0, or
- * EF_EUNKNOWNMODEL, EF_EINVAL (absurd parameters), EF_ETOOBIG (prompt), EF_EBUSY (no free slot
- * for the model), EF_EDUPLICATE (that id is already in flight), EF_ENOMEM; em says why. A
- * refused request gets no events. Errors found later (EF_ECONTEXT, EF_ETOKENIZE) come as an
- * ENGINE_EV_ERROR event. */
+ * EF_EUNKNOWNMODEL, EF_EINVAL (absurd parameters, a resume token outside the model's
+ * vocabulary), EF_ETOOBIG (prompt), EF_EBUSY (no free slot for the model), EF_EDUPLICATE (that
+ * id is already in flight), EF_ENOMEM; em says why. A refused request gets no events. Errors
+ * found later (EF_ECONTEXT, EF_ETOKENIZE, EF_EINTERNAL when the backend could not decode this
+ * request's tokens; other requests are unaffected) come as an ENGINE_EV_ERROR event. */
 int engine_submit(engine *e, const Edgefleet__Request *req, ef_errmsg *em);
 /* Cancel a request: its slot is freed at the next step and it ends with Done{CANCELLED}.
  * Unknown ids are ignored. Thread-safe. */

@@ -58,6 +58,26 @@ static int check_text(const Edgefleet__Request *req, ef_errmsg *em)
     return 0;
 }
 
+/* Resumed token ids come from a peer and go into the batch as they are: an id outside the
+ * vocabulary makes llama_decode refuse the whole batch, every other request's tokens with it.
+ * Checked here, on the caller's thread, because the vocabulary size is known from load on (the
+ * model's desc is read-only after engine_new): the request is refused before it takes a credit
+ * or reaches the inference thread, and the answer is synchronous. */
+static int check_resume(const Edgefleet__Request *req, uint32_t n_vocab, ef_errmsg *em)
+{
+    if (req->n_resume_tokens > MAX_RESUME_TOKENS)
+        return errmsg_set(em, EF_EINVAL, "%zu resume tokens (at most %u)", req->n_resume_tokens,
+                          MAX_RESUME_TOKENS);
+    for (size_t i = 0; i < req->n_resume_tokens; i++) {
+        int32_t t = req->resume_tokens[i];
+        if (t < 0 || (uint32_t)t >= n_vocab)
+            return errmsg_set(em, EF_EINVAL,
+                              "resume token %zu is %d; the model's vocabulary has %u tokens", i, t,
+                              n_vocab);
+    }
+    return 0;
+}
+
 int engine_request_check(const engine *e, const Edgefleet__Request *req, size_t *model,
                          ef_errmsg *em)
 {
@@ -84,9 +104,9 @@ int engine_request_check(const engine *e, const Edgefleet__Request *req, size_t 
     }
     if (req->session_id && strlen(req->session_id) > ENGINE_MAX_SESSION_LEN)
         return errmsg_set(em, EF_EINVAL, "session id longer than %d bytes", ENGINE_MAX_SESSION_LEN);
-    if (req->n_resume_tokens > MAX_RESUME_TOKENS)
-        return errmsg_set(em, EF_EINVAL, "%zu resume tokens", req->n_resume_tokens);
-    int rc = check_text(req, em);
+    int rc = check_resume(req, e->models[*model].desc.n_vocab, em);
+    if (rc == 0)
+        rc = check_text(req, em);
     return rc != 0 ? rc : check_sampling(req->sampling, em);
 }
 

@@ -123,6 +123,7 @@ static int prepare(engine *e, ereq *r, int32_t **tokens, size_t *n, char *why, s
         return rc;
     }
     if (r->n_resume) {
+        /* Each id was checked against the vocabulary in engine_submit (engine_request.c). */
         int32_t *all = realloc(*tokens, (*n + r->n_resume) * sizeof *all);
         if (!all)
             return EF_ENOMEM;
@@ -317,20 +318,21 @@ static void step_model(engine *e, emodel *m)
     backend_step_item items[BACKEND_MAX_SLOTS];
     size_t n = 0;
     uint64_t t0 = clock_mono_ns();
-    int rc = m->ops->step(m->b, items, BACKEND_MAX_SLOTS, &n);
+    m->ops->step(m->b, items, BACKEND_MAX_SLOTS, &n);
     uint64_t dt = clock_mono_ns() - t0;
-    if (rc != 0) {
-        for (uint32_t s = 0; s < m->desc.n_slots; s++)
-            if (m->slot_req[s])
-                fail(e, m->slot_req[s], EF_EINTERNAL, "inference failed on model \"%s\"", m->name);
-        return;
-    }
     uint32_t prompt = 0, gen = 0;
     for (size_t i = 0; i < n; i++) {
         ereq *r = m->slot_req[items[i].slot];
         prompt += items[i].n_prompt;
         gen += items[i].token >= 0;
-        if (r)
+        if (!r)
+            continue;
+        /* A decode failure is this request's alone: the backend stopped its slot only. */
+        if (items[i].error)
+            fail(e, r, EF_EINTERNAL,
+                 "model \"%s\" could not decode this request's tokens (backend code %d)", m->name,
+                 items[i].error);
+        else
             handle_item(e, m, r, &items[i]);
     }
     update_rates(e, prompt, gen, dt);

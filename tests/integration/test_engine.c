@@ -1,7 +1,8 @@
 /* The agent's inference engine on the real model (stories260K): repeatable greedy output
- * whatever the batch, parallel requests, cancel, stop strings, session prefix reuse, bad input,
- * bad model files; and the simulated backend. Engines are created per test (the model is 1 MB
- * and loads in milliseconds), so a failing test leaves nothing behind for the next. */
+ * whatever the batch, parallel requests, cancel, stop strings, session prefix reuse, bad input
+ * (resume tokens outside the vocabulary among it), bad model files; and the simulated backend.
+ * Engines are created per test (the model is 1 MB and loads in milliseconds), so a failing test
+ * leaves nothing behind for the next. */
 #include "engine.h"
 #include "test_support.h"
 
@@ -404,6 +405,93 @@ static void test_bad_input_gets_its_error_and_the_engine_keeps_serving(void **st
     engine_destroy(&e);
 }
 
+/* Tokens of the stream that runs while foreign resume tokens arrive: long enough to still be
+ * running when the test thread wakes on its first chunk, even on a loaded box. */
+#define STREAM_TOKENS 480
+
+/* Submit a request resuming after `resume` (borrowed); returns engine_submit's code. */
+static int submit_resumed(engine *e, int idn, int32_t *resume, size_t n_resume, ef_errmsg *em)
+{
+    uint8_t id[CODEC_REQUEST_ID_LEN];
+    Edgefleet__Request req;
+    Edgefleet__SamplingParams sp;
+    make_id(id, idn);
+    request_init(&req, &sp, id, "The cat sat", 8);
+    req.resume_tokens = resume;
+    req.n_resume_tokens = n_resume;
+    memset(em, 0, sizeof *em);
+    return engine_submit(e, &req, em);
+}
+
+static void
+test_resume_tokens_outside_the_vocabulary_are_refused_and_others_keep_streaming(void **state)
+{
+    (void)state;
+    engine *e = engine_with(2, 512);
+    assert_non_null(e);
+    backend_desc d;
+    engine_model_desc(e, 0, &d);
+    assert_int_equal(d.n_vocab, 512); /* stories260K's own, from llama_vocab_n_tokens */
+    /* Sampled with a fixed seed: a long stream (no early end on a repeated story) that is the
+     * same whenever it runs alone on the model. */
+    Edgefleet__Request req;
+    Edgefleet__SamplingParams sp;
+    result alone, r;
+    memset(&alone, 0, sizeof alone);
+    make_id(alone.id, 100);
+    request_init(&req, &sp, alone.id, "Once upon a time", STREAM_TOKENS);
+    sp.temperature = 0.8f;
+    sp.seed = 42;
+    ef_errmsg em;
+    assert_int_equal(engine_submit(e, &req, &em), 0);
+    collect(e, &alone, 1);
+    assert_int_equal(alone.ended, 1);
+    assert_true(alone.n_tokens > 100);
+
+    /* The same request again; while it streams, resumed requests with foreign ids arrive. */
+    memset(&r, 0, sizeof r);
+    make_id(r.id, 101);
+    req.request_id.data = r.id;
+    assert_int_equal(engine_submit(e, &req, &em), 0);
+    engine_event *ev = engine_wait_event(e, WAIT_MS);
+    assert_non_null(ev);
+    assert_int_equal(ev->kind, ENGINE_EV_CHUNK);
+    assert_true(ev->n_tokens < alone.n_tokens); /* still streaming */
+    memcpy(r.text, ev->text, ev->text_len + 1);
+    r.text_len = ev->text_len;
+    memcpy(r.tokens, ev->tokens, ev->n_tokens * sizeof(int32_t));
+    r.n_tokens = ev->n_tokens;
+    engine_event_free(&ev);
+
+    int32_t big[5] = {10, 20, 30, 99999, 40};
+    assert_int_equal(submit_resumed(e, 102, big, 5, &em), EF_EINVAL);
+    assert_string_equal(em.msg, "resume token 3 is 99999; the model's vocabulary has 512 tokens");
+    int32_t negative[2] = {-1, 5};
+    assert_int_equal(submit_resumed(e, 103, negative, 2, &em), EF_EINVAL);
+    assert_string_equal(em.msg, "resume token 0 is -1; the model's vocabulary has 512 tokens");
+    int32_t edge[2] = {5, 512};
+    assert_int_equal(submit_resumed(e, 104, edge, 2, &em), EF_EINVAL);
+    assert_non_null(strstr(em.msg, "resume token 1 is 512"));
+
+    collect(e, &r, 1);
+    assert_int_equal(r.ended, 1);
+    assert_int_equal(r.done.finish, alone.done.finish);
+    assert_int_equal(r.n_tokens, alone.n_tokens);
+    assert_string_equal(r.text, alone.text);
+
+    /* The last id of the vocabulary is one: a resume at the edge is served. */
+    int32_t last[2] = {5, 511};
+    assert_int_equal(submit_resumed(e, 105, last, 2, &em), 0);
+    result resumed;
+    memset(&resumed, 0, sizeof resumed);
+    make_id(resumed.id, 105);
+    resumed.n_tokens = 2; /* the stream continues after the resumed tokens */
+    collect(e, &resumed, 1);
+    assert_int_equal(resumed.ended, 1);
+    assert_int_equal(resumed.done.completion_tokens, 8);
+    engine_destroy(&e);
+}
+
 static int load_error(const char *path, char *msg, size_t cap)
 {
     backend_params bp = {.kind = BACKEND_LLAMA, .name = "m", .path = path, .n_slots = 1};
@@ -534,6 +622,8 @@ int main(void)
         cmocka_unit_test(test_stop_string_ends_generation_and_is_not_in_output),
         cmocka_unit_test(test_session_reuse_evaluates_only_the_suffix),
         cmocka_unit_test(test_bad_input_gets_its_error_and_the_engine_keeps_serving),
+        cmocka_unit_test(
+            test_resume_tokens_outside_the_vocabulary_are_refused_and_others_keep_streaming),
         cmocka_unit_test(test_bad_model_files_are_named_errors),
         cmocka_unit_test(test_simulated_backend_streams_and_says_so),
         cmocka_unit_test(test_chat_uses_the_configured_template_for_a_model_without_one),
