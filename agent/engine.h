@@ -15,10 +15,11 @@
 #include <stdint.h>
 
 /* Limits on a request, checked in engine_submit before anything is allocated for it. */
-#define ENGINE_MAX_PROMPT_BYTES (1u << 20) /* 1 MiB: far beyond any context we serve */
-#define ENGINE_MAX_STOP         16
-#define ENGINE_MAX_STOP_LEN     256
-#define ENGINE_MAX_MESSAGES     256
+/* The wire's limits (codec.h), which the coordinator's front door checks too. */
+#define ENGINE_MAX_PROMPT_BYTES CODEC_MAX_PROMPT_BYTES
+#define ENGINE_MAX_STOP         CODEC_MAX_STOP
+#define ENGINE_MAX_STOP_LEN     CODEC_MAX_STOP_LEN
+#define ENGINE_MAX_MESSAGES     CODEC_MAX_MESSAGES
 #define ENGINE_MAX_SESSION_LEN  128
 
 typedef struct engine engine;
