@@ -357,7 +357,7 @@ static void zap_on_request(tsock *s, zmq_msg_t *f, size_t n, void *user)
     for (size_t i = 0; i < n && i < ZAP_MAX_FRAMES; i++)
         frames[i] = (zap_frame){zmq_msg_data(&f[i]), zmq_msg_size(&f[i])};
     zap_verdict v;
-    zap_decide(t->allow, frames, n, &v);
+    zap_decide(t->allow, frames, n, uv_now(t->loop), &v);
     uint32_t held = 0;
     char rl_key[96];
     snprintf(rl_key, sizeof rl_key, "zap %s", v.domain);

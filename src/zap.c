@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <zmq.h>
 
 typedef struct {
@@ -17,9 +18,19 @@ typedef struct {
     char *label; /* basename of dir: the "operators" in User-Id "operators/alice" */
 } allow_entry;
 
+/* What one domain's directories held when last read, and how they looked then. */
+typedef struct {
+    char domain[64];
+    zap_snapshot *snap;
+    uint64_t built_ms;
+    struct timespec *mtimes; /* per allow entry (only this domain's are compared) */
+} domain_cache;
+
 struct zap_allow {
     allow_entry *entries;
     size_t n;
+    domain_cache *caches;
+    size_t n_caches;
 };
 
 zap_allow *zap_allow_new(void) { return calloc(1, sizeof(zap_allow)); }
@@ -29,6 +40,11 @@ void zap_allow_destroy(zap_allow **a_p)
     if (!a_p || !*a_p)
         return;
     zap_allow *a = *a_p;
+    for (size_t i = 0; i < a->n_caches; i++) {
+        zap_snapshot_destroy(&a->caches[i].snap);
+        free(a->caches[i].mtimes);
+    }
+    free(a->caches);
     for (size_t i = 0; i < a->n; i++) {
         free(a->entries[i].domain);
         free(a->entries[i].dir);
@@ -75,25 +91,11 @@ int zap_allow_add(zap_allow *a, const char *domain, const char *dir)
     return 0;
 }
 
-int zap_allow_lookup(const zap_allow *a, const char *domain, const uint8_t key[32], char *user_id,
-                     size_t cap)
-{
-    for (size_t i = 0; a && i < a->n; i++) {
-        char name[128];
-        if (strcmp(a->entries[i].domain, domain) == 0 &&
-            keys_allowlist_find(a->entries[i].dir, key, name, sizeof name)) {
-            if (user_id && cap)
-                snprintf(user_id, cap, "%s/%s", a->entries[i].label, name);
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* ---- snapshots ------------------------------------------------------------------------------ */
 
 typedef struct {
     uint8_t key[32];
+    uint32_t order; /* position as read: of two entries with one key, the earlier wins */
     char user_id[ZAP_USER_ID_MAX];
 } snap_entry;
 
@@ -118,9 +120,31 @@ static int snap_add(const char *name, const unsigned char key[32], void *user)
         s->cap = cap;
     }
     memcpy(s->entries[s->n].key, key, 32);
+    s->entries[s->n].order = (uint32_t)s->n;
     snprintf(s->entries[s->n].user_id, ZAP_USER_ID_MAX, "%s/%s", s->label, name);
     s->n++;
     return 0;
+}
+
+static int cmp_entry(const void *x, const void *y)
+{
+    const snap_entry *a = x, *b = y;
+    int c = memcmp(a->key, b->key, 32);
+    return c ? c : (a->order > b->order) - (a->order < b->order);
+}
+
+/* The entry that decides for key (the earliest read among equal keys), or NULL. */
+static const snap_entry *snapshot_find(const zap_snapshot *s, const uint8_t key[32])
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) { /* the first entry whose key is not below `key` */
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(s->entries[mid].key, key, 32) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n && memcmp(s->entries[lo].key, key, 32) == 0 ? &s->entries[lo] : NULL;
 }
 
 zap_snapshot *zap_snapshot_new(const zap_allow *a, const char *domain)
@@ -134,6 +158,8 @@ zap_snapshot *zap_snapshot_new(const zap_allow *a, const char *domain)
     }
     if (s && s->failed)
         zap_snapshot_destroy(&s);
+    if (s && s->n > 1)
+        qsort(s->entries, s->n, sizeof *s->entries, cmp_entry);
     return s;
 }
 
@@ -151,11 +177,72 @@ int zap_snapshot_has(const zap_snapshot *s, const char *key_z85, const char *use
     uint8_t key[32];
     if (!s || !key_z85 || strlen(key_z85) != KEYS_Z85_LEN || !zmq_z85_decode(key, key_z85))
         return 0;
-    /* Earlier directories win, as in zap_allow_lookup: the first entry with the key decides. */
-    for (size_t i = 0; i < s->n; i++)
-        if (memcmp(s->entries[i].key, key, 32) == 0)
-            return user_id && strcmp(s->entries[i].user_id, user_id) == 0;
-    return 0;
+    const snap_entry *e = snapshot_find(s, key);
+    return e && user_id && strcmp(e->user_id, user_id) == 0;
+}
+
+/* ---- cached lookups ------------------------------------------------------------------------ */
+
+static struct timespec dir_mtime(const char *dir)
+{
+    struct stat st;
+    struct timespec none = {0, 0};
+    return stat(dir, &st) == 0 ? st.st_mtim : none;
+}
+
+/* The domain's cache, read again when ZAP_CACHE_MS passed or a directory changed (a file added
+ * or removed changes its directory's mtime). NULL when the domain has no cache and none can
+ * be made. */
+static domain_cache *cache_for(zap_allow *a, const char *domain, uint64_t now_ms)
+{
+    domain_cache *c = NULL;
+    for (size_t i = 0; i < a->n_caches && !c; i++)
+        if (strcmp(a->caches[i].domain, domain) == 0)
+            c = &a->caches[i];
+    if (!c) {
+        domain_cache *grown = realloc(a->caches, (a->n_caches + 1) * sizeof *grown);
+        if (!grown)
+            return NULL;
+        a->caches = grown;
+        c = &a->caches[a->n_caches++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->domain, sizeof c->domain, "%s", domain);
+    }
+    if (!c->mtimes && !(c->mtimes = calloc(a->n ? a->n : 1, sizeof *c->mtimes)))
+        return NULL;
+    int stale = !c->snap || now_ms - c->built_ms >= ZAP_CACHE_MS;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->entries[i].domain, domain) != 0)
+            continue;
+        struct timespec m = dir_mtime(a->entries[i].dir);
+        stale |= m.tv_sec != c->mtimes[i].tv_sec || m.tv_nsec != c->mtimes[i].tv_nsec;
+        /* File times are coarse (a kernel tick): a change made within a tick of the last read
+         * may leave the same mtime. While a directory changed this recently, read it every
+         * time. */
+        stale |= (uint64_t)now.tv_sec <= (uint64_t)m.tv_sec + 1;
+        c->mtimes[i] = m;
+    }
+    if (stale) {
+        zap_snapshot *fresh = zap_snapshot_new(a, domain);
+        if (fresh) { /* out of memory: the old snapshot serves on */
+            zap_snapshot_destroy(&c->snap);
+            c->snap = fresh;
+            c->built_ms = now_ms;
+        }
+    }
+    return c->snap ? c : NULL;
+}
+
+int zap_allow_lookup(zap_allow *a, const char *domain, const uint8_t key[32], char *user_id,
+                     size_t cap, uint64_t now_ms)
+{
+    domain_cache *c = a && domain ? cache_for(a, domain, now_ms) : NULL;
+    const snap_entry *e = c ? snapshot_find(c->snap, key) : NULL;
+    if (e && user_id && cap)
+        snprintf(user_id, cap, "%s", e->user_id);
+    return e != NULL;
 }
 
 /* ---- one request ---------------------------------------------------------------------------- */
@@ -169,7 +256,7 @@ static void frame_text(const zap_frame *f, char *out, size_t cap)
     out[n] = '\0';
 }
 
-void zap_decide(const zap_allow *a, const zap_frame *f, size_t n, zap_verdict *out)
+void zap_decide(zap_allow *a, const zap_frame *f, size_t n, uint64_t now_ms, zap_verdict *out)
 {
     memset(out, 0, sizeof *out);
     out->status = "500";
@@ -186,7 +273,8 @@ void zap_decide(const zap_allow *a, const zap_frame *f, size_t n, zap_verdict *o
     int curve = strcmp(out->mechanism, "CURVE") == 0 && n == 7 && f[6].len == 32;
     if (curve) /* a public key: fine to log, and it helps provisioning */
         zmq_z85_encode(out->key_z85, f[6].data, 32);
-    if (curve && zap_allow_lookup(a, out->domain, f[6].data, out->user_id, sizeof out->user_id)) {
+    if (curve &&
+        zap_allow_lookup(a, out->domain, f[6].data, out->user_id, sizeof out->user_id, now_ms)) {
         out->status = "200";
         out->text = "OK";
         return;

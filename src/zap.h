@@ -2,8 +2,11 @@
  * domain, and the decision for one ZAP request. A peer is admitted only if it speaks CURVE and
  * its public key is a .pub file in a directory registered for the socket's domain; its User-Id
  * becomes "<dir basename>/<key name>" and its Z85 key travels as connection metadata "Key", so
- * later checks (revocation) know which key a connection holds. Directories are read at each
- * decision, so removing a .pub refuses that key's next connection with no restart.
+ * later checks (revocation) know which key a connection holds. Each domain's directories are
+ * read into a sorted snapshot again when one of them changes (a file added or removed) and at
+ * least every ZAP_CACHE_MS, so removing a .pub refuses that key's next connection with no
+ * restart, and a flood of strangers costs a stat per directory and a binary search each, never
+ * a read of every key file.
  * No sockets here: the transport feeds frames in and sends the reply. Any one thread. */
 #ifndef EF_ZAP_H
 #define EF_ZAP_H
@@ -16,6 +19,8 @@
 
 /* Longest User-Id we hand out ("operators/" + a 64-char key name, with room to spare). */
 #define ZAP_USER_ID_MAX 160
+/* Longest a key file edited in place (its directory unchanged) may go unnoticed. */
+#define ZAP_CACHE_MS 1000u
 /* The metadata property that carries the peer's Z85 public key on every message. */
 #define ZAP_PROPERTY_KEY "Key"
 
@@ -28,10 +33,11 @@ void zap_allow_destroy(zap_allow **a_p);
  * warning in the log. */
 int zap_allow_add(zap_allow *a, const char *domain, const char *dir);
 
-/* 1 when the 32-byte key is admitted on domain now; user_id (cap bytes, may be NULL) gets
- * "<dir basename>/<key name>". Reads the directories. */
-int zap_allow_lookup(const zap_allow *a, const char *domain, const uint8_t key[32], char *user_id,
-                     size_t cap);
+/* 1 when the 32-byte key is admitted on domain at now_ms (a monotonic clock); user_id (cap
+ * bytes, may be NULL) gets "<dir basename>/<key name>". Reads the directories only when the
+ * cache must be renewed (see the top). */
+int zap_allow_lookup(zap_allow *a, const char *domain, const uint8_t key[32], char *user_id,
+                     size_t cap, uint64_t now_ms);
 
 /* Every key admitted on a domain at one moment, read once: for checking many live connections
  * (revocation) without reading the directories once per connection. */
@@ -62,7 +68,7 @@ typedef struct {
 /* Decide a ZAP request: frames are version, request id, domain, address, routing id,
  * mechanism, credentials... A malformed request is "500" (the REP socket must still answer);
  * a peer without CURVE or whose key is not allowed on the domain is "400". Never fails. */
-void zap_decide(const zap_allow *a, const zap_frame *frames, size_t n, zap_verdict *out);
+void zap_decide(zap_allow *a, const zap_frame *frames, size_t n, uint64_t now_ms, zap_verdict *out);
 
 /* The metadata frame of a "200" reply (ZMTP property format: name length, name, 4-byte
  * big-endian value length, value) carrying ZAP_PROPERTY_KEY. Writes at most cap bytes; returns
