@@ -165,6 +165,14 @@ static void on_heartbeat(coord *c, const registry_agent *a, const Edgefleet__Hea
         request_agent_gone(c, id, name, "it stopped");
         return;
     }
+    uint64_t now = clock_mono_ms();
+    if (hb->draining == a->drain_reported && a->heartbeat_ms &&
+        now - a->heartbeat_ms < a->heartbeat_interval_ms / 2) {
+        /* More often than its own interval says: life, but no more work for us (a board that
+         * floods heartbeats must not make us republish and reschedule per message). */
+        registry_touch(c->registry, id, now);
+        return;
+    }
     registry_model_load loads[REGISTRY_MODELS_MAX];
     size_t n = hb->n_models < REGISTRY_MODELS_MAX ? hb->n_models : REGISTRY_MODELS_MAX;
     for (size_t i = 0; i < n; i++)
@@ -177,7 +185,7 @@ static void on_heartbeat(coord *c, const registry_agent *a, const Edgefleet__Hea
                           .gen_tps = hb->slot_gen_tps,
                           .prompt_tps = hb->prompt_tps,
                           .draining = hb->draining};
-    if (registry_heartbeat(c->registry, id, &load, clock_mono_ms()) != 0)
+    if (registry_heartbeat(c->registry, id, &load, now) != 0)
         return;
     telemetry_publish(c, a, hb); /* a heartbeat moves no entry: a is still this agent */
     request_pump(c);

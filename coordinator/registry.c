@@ -350,6 +350,7 @@ int registry_heartbeat(registry_t *self, agent_id_t id, const registry_load *loa
     a->gen_tps = g;
     a->prompt_tps = load->prompt_tps > 0 ? load->prompt_tps : 0;
     a->drain_reported = load->draining;
+    a->heartbeat_ms = now_ms;
     if (now_ms > a->last_seen_ms)
         a->last_seen_ms = now_ms;
     return 0;

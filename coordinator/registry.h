@@ -98,6 +98,7 @@ typedef struct {
     uint32_t heartbeat_interval_ms; /* effective interval used for liveness */
     uint64_t registered_ms;
     uint64_t last_seen_ms; /* any message counts as life */
+    uint64_t heartbeat_ms; /* last heartbeat applied (registry_heartbeat) */
     double gen_tps;        /* per-slot tokens/s from the last heartbeat; 0 = not measured */
     double prompt_tps;
     uint64_t served; /* requests that ended here (registry_credit_return with served) */
