@@ -37,8 +37,9 @@ typedef struct {
     char quantization[64]; /* "F32", "Q4_K_M", "simulated" */
     uint64_t size_bytes;   /* file size */
     uint64_t n_params;
-    uint32_t n_ctx;   /* per slot */
-    uint32_t n_vocab; /* token ids are 0 .. n_vocab-1; anything else must never be decoded */
+    uint32_t n_ctx;     /* per slot */
+    uint32_t n_vocab;   /* token ids are 0 .. n_vocab-1; anything else must never be decoded */
+    uint8_t sha256[32]; /* of the model file (simulated: of its name): which bytes it serves */
     uint32_t n_slots;
     uint32_t n_threads;
     int has_chat_template; /* own or configured */

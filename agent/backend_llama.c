@@ -9,6 +9,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +48,30 @@ static void init_once(void)
 
 void backend_llama_init(void) { pthread_once(&g_init_once, init_once); }
 
+/* Bytes read per step while hashing a model file. */
+#define HASH_CHUNK (1u << 20)
+
+/* SHA-256 of the rest of an open file, read in chunks: what identifies the model's bytes
+ * across the fleet (a stream resumes only on a board serving the same file). */
+static int hash_file(FILE *f, const char *path, uint8_t out[32], ef_errmsg *em)
+{
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    uint8_t *buf = malloc(HASH_CHUNK);
+    if (!buf)
+        return errmsg_set(em, EF_ENOMEM, "%s: out of memory", path);
+    size_t got;
+    while ((got = fread(buf, 1, HASH_CHUNK, f)) > 0)
+        crypto_hash_sha256_update(&st, buf, got);
+    int failed = ferror(f);
+    free(buf);
+    crypto_hash_sha256_final(&st, out);
+    return failed ? errmsg_set(em, EF_EIO, "%s: read error while hashing", path) : 0;
+}
+
 /* Check before llama.cpp sees the file, so a wrong path or a non-model gets a clear error
- * naming the file rather than a loader message on stderr. */
-static int check_gguf_file(const char *path, uint64_t *size, ef_errmsg *em)
+ * naming the file rather than a loader message on stderr; and hash it. */
+static int check_gguf_file(const char *path, uint64_t *size, uint8_t sha256[32], ef_errmsg *em)
 {
     struct stat st;
     if (stat(path, &st) != 0)
@@ -62,11 +84,20 @@ static int check_gguf_file(const char *path, uint64_t *size, ef_errmsg *em)
         return errmsg_set(em, EF_EIO, "%s: %s", path, strerror(errno));
     char magic[4] = {0};
     size_t got = fread(magic, 1, 4, f);
+    int rc = 0;
+    if (got != 4 || memcmp(magic, "GGUF", 4) != 0) {
+        rc = errmsg_set(em, EF_EMODEL, "%s: not a GGUF model file (bad magic)", path);
+    } else {
+        uint64_t t0 = clock_mono_ns();
+        rewind(f);
+        rc = hash_file(f, path, sha256, em);
+        if (rc == 0)
+            log_info("model file %s: sha256 in %.0f ms (%.1f MB)", path,
+                     (double)(clock_mono_ns() - t0) / 1e6, (double)st.st_size / 1e6);
+    }
     fclose(f);
-    if (got != 4 || memcmp(magic, "GGUF", 4) != 0)
-        return errmsg_set(em, EF_EMODEL, "%s: not a GGUF model file (bad magic)", path);
     *size = (uint64_t)st.st_size;
-    return 0;
+    return rc;
 }
 
 static uint32_t online_cpus(void)
@@ -123,7 +154,8 @@ static int llama_load(const backend_params *p, backend **out, ef_errmsg *em)
         return errmsg_set(em, EF_EINVAL, "%s: %u slots (at most %d)", p->path, p->n_slots,
                           BACKEND_MAX_SLOTS);
     uint64_t size = 0;
-    int rc = check_gguf_file(p->path, &size, em);
+    uint8_t sha256[32];
+    int rc = check_gguf_file(p->path, &size, sha256, em);
     if (rc != 0)
         return rc;
     backend_llama_init();
@@ -131,6 +163,7 @@ static int llama_load(const backend_params *p, backend **out, ef_errmsg *em)
     if (!b)
         return errmsg_set(em, EF_ENOMEM, "%s: out of memory", p->path);
     b->size_bytes = size;
+    memcpy(b->sha256, sha256, sizeof b->sha256);
     b->n_slots = p->n_slots ? p->n_slots : 1;
     b->n_threads = p->n_threads ? p->n_threads : online_cpus();
     uint64_t t0 = clock_mono_ns();
@@ -215,6 +248,7 @@ static void llama_describe(const backend *b, backend_desc *out)
         snprintf(out->architecture, sizeof out->architecture, "unknown");
     quantization_name(llama_model_ftype(b->model), out->quantization, sizeof out->quantization);
     out->size_bytes = b->size_bytes;
+    memcpy(out->sha256, b->sha256, sizeof out->sha256);
     out->n_params = llama_model_n_params(b->model);
     out->n_ctx = b->slot_ctx;
     out->n_vocab = (uint32_t)llama_vocab_n_tokens(b->vocab);

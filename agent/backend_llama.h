@@ -32,6 +32,7 @@ struct backend {
     struct llama_batch batch;
     char *chat_template; /* configured; NULL = the model's own */
     uint64_t size_bytes;
+    uint8_t sha256[32]; /* of the GGUF file */
     uint32_t n_slots, n_threads, n_batch;
     uint32_t slot_ctx;   /* tokens per slot (llama_n_ctx_seq) */
     uint32_t next_first; /* round-robin start for prompt chunks, so prompts share the budget */

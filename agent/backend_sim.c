@@ -9,6 +9,7 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,6 +44,7 @@ typedef struct {
 struct backend {
     uint32_t n_slots, slot_ctx, n_threads;
     double tps, prompt_tps;
+    uint8_t sha256[32]; /* of the model's name: simulated boards of one model match */
     sslot slots[BACKEND_MAX_SLOTS];
 };
 
@@ -56,6 +58,8 @@ static int sim_load(const backend_params *p, backend **out, ef_errmsg *em)
     if (!b)
         return errmsg_set(em, EF_ENOMEM, "out of memory");
     b->n_slots = p->n_slots ? p->n_slots : 1;
+    const char *name = p->name ? p->name : "";
+    crypto_hash_sha256(b->sha256, (const unsigned char *)name, strlen(name));
     b->slot_ctx = p->n_ctx ? p->n_ctx : SIM_DEFAULT_CTX;
     b->n_threads = p->n_threads ? p->n_threads : 1;
     b->tps = p->sim_tokens_per_s > 0 ? p->sim_tokens_per_s : SIM_DEFAULT_TPS;
@@ -92,6 +96,7 @@ static void sim_describe(const backend *b, backend_desc *out)
     snprintf(out->quantization, sizeof out->quantization, "simulated");
     out->n_ctx = b->slot_ctx;
     out->n_vocab = SIM_N_VOCAB;
+    memcpy(out->sha256, b->sha256, sizeof out->sha256);
     out->n_slots = b->n_slots;
     out->n_threads = b->n_threads;
     out->has_chat_template = 1;

@@ -154,12 +154,12 @@ void engine_destroy(engine **e_p)
     *e_p = NULL;
 }
 
-static int is_live(const engine *e, const uint8_t *id)
+static const ereq *find_live(const engine *e, const uint8_t *id)
 {
     for (const ereq *r = e->live; r; r = r->live_next)
         if (memcmp(r->id, id, CODEC_REQUEST_ID_LEN) == 0)
-            return 1;
-    return 0;
+            return r;
+    return NULL;
 }
 
 int engine_submit(engine *e, const Edgefleet__Request *req, ef_errmsg *em)
@@ -173,8 +173,13 @@ int engine_submit(engine *e, const Edgefleet__Request *req, ef_errmsg *em)
         return errmsg_set(em, EF_ENOMEM, "out of memory");
     emodel *m = &e->models[model];
     pthread_mutex_lock(&e->mu);
-    if (is_live(e, r->id))
+    const ereq *old = find_live(e, r->id);
+    int stale = old && old->attempt != r->attempt;
+    if (old && !stale)
         rc = errmsg_set(em, EF_EDUPLICATE, "request already in flight");
+    else if (stale)
+        rc = errmsg_set(em, EF_EBUSY, "attempt %u of this request is still stopping here",
+                        old->attempt);
     else if (m->reserved >= m->desc.n_slots)
         rc = errmsg_set(em, EF_EBUSY, "model \"%s\": all %u slots busy", m->name, m->desc.n_slots);
     if (rc == 0) {
@@ -190,6 +195,8 @@ int engine_submit(engine *e, const Edgefleet__Request *req, ef_errmsg *em)
         pthread_cond_signal(&e->wake);
     }
     pthread_mutex_unlock(&e->mu);
+    if (stale) /* the coordinator gave that attempt up: stop it, then the new one fits */
+        engine_cancel(e, r->id);
     if (rc != 0)
         engine_request_free(&r);
     return rc;
@@ -215,6 +222,7 @@ engine_event *engine_event_new(const ereq *r, engine_event_kind kind)
         return NULL;
     ev->kind = kind;
     memcpy(ev->request_id, r->id, CODEC_REQUEST_ID_LEN);
+    ev->attempt = r->attempt;
     ev->batch_index = r->batch_index;
     ev->deadline_unix_ms = r->deadline_unix_ms;
     return ev;

@@ -29,6 +29,7 @@ typedef enum { ENGINE_EV_CHUNK = 0, ENGINE_EV_DONE, ENGINE_EV_ERROR } engine_eve
 typedef struct engine_event {
     engine_event_kind kind;
     uint8_t request_id[CODEC_REQUEST_ID_LEN];
+    uint32_t attempt; /* the request's Request.attempt: replies carry it (fencing) */
     uint32_t batch_index;
     uint64_t deadline_unix_ms; /* the request's, 0 = none: lets the link drop stale output */
     /* chunk */
@@ -85,7 +86,10 @@ void engine_destroy(engine **e_p);
  * vocabulary), EF_ETOOBIG (prompt), EF_EBUSY (no free slot for the model), EF_EDUPLICATE (that
  * id is already in flight), EF_ENOMEM; em says why. A refused request gets no events. Errors
  * found later (EF_ECONTEXT, EF_ETOKENIZE, EF_EINTERNAL when the backend could not decode this
- * request's tokens; other requests are unaffected) come as an ENGINE_EV_ERROR event. */
+ * request's tokens; other requests are unaffected) come as an ENGINE_EV_ERROR event. An id that
+ * runs already under another attempt (the coordinator moved it back here) cancels the running
+ * one and is refused with EF_EBUSY until that one is gone; under the same attempt it is
+ * EF_EDUPLICATE (a replay, to be ignored). */
 int engine_submit(engine *e, const Edgefleet__Request *req, ef_errmsg *em);
 /* Cancel a request: its slot is freed at the next step and it ends with Done{CANCELLED}.
  * Unknown ids are ignored. Thread-safe. */

@@ -12,6 +12,7 @@
 typedef struct ereq {
     /* Set by engine_submit, then read-only. */
     uint8_t id[CODEC_REQUEST_ID_LEN];
+    uint32_t attempt; /* Request.attempt, echoed in every event */
     uint32_t batch_index;
     uint64_t deadline_unix_ms;
     size_t model;

@@ -164,6 +164,7 @@ ereq *engine_request_copy(const Edgefleet__Request *req, size_t model)
     if (!r)
         return NULL;
     memcpy(r->id, req->request_id.data, CODEC_REQUEST_ID_LEN);
+    r->attempt = req->attempt;
     r->batch_index = req->batch_index;
     r->deadline_unix_ms = req->deadline_unix_ms;
     r->model = model;

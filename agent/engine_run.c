@@ -212,7 +212,7 @@ static void start_one(engine *e, ereq *r)
     m->slot_session[slot] = r->session ? strdup(r->session) : NULL;
     e->n_running++;
     textout_init(&r->out, (const char *const *)r->stop, r->n_stop);
-    r->n_prompt = (uint32_t)n;
+    r->n_prompt = (uint32_t)(n - r->n_resume); /* the resumed tokens are counted as generated */
     r->n_sent = r->n_gen = (uint32_t)r->n_resume;
     r->t_start_ns = clock_mono_ns();
     log_start(m, r, n_eval);

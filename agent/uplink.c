@@ -81,6 +81,8 @@ static void send_register(uplink *u)
         infos[i].n_slots = descs[i].n_slots;
         infos[i].n_threads = descs[i].n_threads;
         infos[i].has_chat_template = descs[i].has_chat_template;
+        infos[i].sha256 = (ProtobufCBinaryData){sizeof descs[i].sha256, descs[i].sha256};
+        infos[i].n_vocab = descs[i].n_vocab;
         simulated |= descs[i].simulated;
         ptrs[i] = &infos[i];
     }

@@ -9,14 +9,15 @@
 
 #include <string.h>
 
-static void reply_error(uplink *u, ProtobufCBinaryData id, uint32_t batch_index, int code,
-                        const char *message)
+static void reply_error(uplink *u, const Edgefleet__Request *req, int code, const char *message)
 {
+    ProtobufCBinaryData id = req->request_id;
     Edgefleet__Error er = EDGEFLEET__ERROR__INIT;
     er.request_id = id;
     er.code = code;
     er.message = (char *)message;
-    er.batch_index = batch_index;
+    er.batch_index = req->batch_index;
+    er.attempt = req->attempt;
     if (code == EF_EBUSY || code == EF_EDRAINING)
         er.retry_after_ms = u->hb_ms; /* a slot frees at the latest by the next heartbeat */
     envelope env = EDGEFLEET__ENVELOPE__INIT;
@@ -33,7 +34,7 @@ static void on_request(uplink *u, const Edgefleet__Request *req)
     char hex[33];
     codec_id_hex(req->request_id, hex);
     if (u->draining) {
-        reply_error(u, req->request_id, req->batch_index, EF_EDRAINING, "agent is draining");
+        reply_error(u, req, EF_EDRAINING, "agent is draining");
         return;
     }
     ef_errmsg em = {{0}};
@@ -42,7 +43,7 @@ static void on_request(uplink *u, const Edgefleet__Request *req)
         log_info("request %s: a retry of a request already running; ignored", hex);
     } else if (rc != 0) {
         log_warn("request %s refused: %s: %s", hex, ef_err_name(rc), em.msg);
-        reply_error(u, req->request_id, req->batch_index, rc, em.msg);
+        reply_error(u, req, rc, em.msg);
     }
 }
 
@@ -141,6 +142,7 @@ static void send_event(uplink *u, const engine_event *ev)
         tc.n_token_ids = ev->n_tokens;
         tc.token_ids = ev->tokens;
         tc.batch_index = ev->batch_index;
+        tc.attempt = ev->attempt;
         env.body_case = EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK;
         env.token_chunk = &tc;
     } else if (ev->kind == ENGINE_EV_DONE) {
@@ -156,6 +158,7 @@ static void send_event(uplink *u, const engine_event *ev)
         d.usage = &us;
         d.timings = &tm;
         d.batch_index = ev->batch_index;
+        d.attempt = ev->attempt;
         d.seed = ev->seed;
         env.body_case = EDGEFLEET__ENVELOPE__BODY_DONE;
         env.done = &d;
@@ -165,6 +168,7 @@ static void send_event(uplink *u, const engine_event *ev)
         er.message = (char *)ev->message;
         er.batch_index = ev->batch_index;
         er.tokens_sent = ev->tokens_sent;
+        er.attempt = ev->attempt;
         env.body_case = EDGEFLEET__ENVELOPE__BODY_ERROR;
         env.error = &er;
     }

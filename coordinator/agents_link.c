@@ -123,7 +123,9 @@ static void on_register(coord *c, const Edgefleet__Register *rg, const char *use
     }
     registry_model_decl decl[REGISTRY_MODELS_MAX];
     for (size_t i = 0; i < rg->n_models; i++)
-        decl[i] = (registry_model_decl){rg->models[i]->name, rg->models[i]->n_slots};
+        decl[i] = (registry_model_decl){
+            rg->models[i]->name, rg->models[i]->n_slots,
+            rg->models[i]->sha256.len == REGISTRY_SHA256_LEN ? rg->models[i]->sha256.data : NULL};
     registry_registration reg = {.name = name,
                                  .key_id = user_id,
                                  .boot_id = rg->boot_id.data,
@@ -345,8 +347,9 @@ int agents_link_open(coord *c, ef_errmsg *em)
     /* No ZMQ_ROUTER_HANDOVER: with it a peer that picks another's routing id takes its link
      * over, and libzmq 4.3 could abort the whole coordinator on the race (two boards that both
      * used their host name). Agents no longer choose routing ids at all. */
-    c->heartbeat_timer.data = c;
+    c->heartbeat_timer.data = c->peers_timer.data = c;
     uv_timer_init(c->loop, &c->heartbeat_timer);
+    uv_timer_init(c->loop, &c->peers_timer);
     /* The timer ticks LINK_SWEEPS_PER_INTERVAL times per interval so a dead agent is dropped
      * within a fraction of an interval of its window; heartbeats go out once per interval. */
     uint64_t tick = c->cfg.heartbeat_ms / LINK_SWEEPS_PER_INTERVAL;
@@ -358,4 +361,6 @@ void agents_link_close(coord *c)
 {
     uv_timer_stop(&c->heartbeat_timer);
     uv_close((uv_handle_t *)&c->heartbeat_timer, NULL);
+    uv_timer_stop(&c->peers_timer);
+    uv_close((uv_handle_t *)&c->peers_timer, NULL);
 }

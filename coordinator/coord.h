@@ -35,6 +35,7 @@ typedef struct {
     uint32_t client_max;      /* queued + running requests per client key, all models */
     uint32_t orphan_grace_ms; /* queued requests of a model no agent serves fail after this */
     uint32_t client_stall_ms; /* a client that takes none of its stream this long loses it */
+    uint32_t max_resumes;     /* times one request's stream may move to another agent; 0 = never */
 } coord_config;
 
 typedef struct coord {
@@ -49,6 +50,7 @@ typedef struct coord {
     registry_t *registry;
     scheduler_t *scheduler;
     uv_timer_t heartbeat_timer; /* agents_link: heartbeat out + liveness sweep */
+    uv_timer_t peers_timer;     /* peers.c: a reported close, checked a moment later */
     uint64_t next_heartbeat_ms; /* monotonic time of our next heartbeat to the agents */
     uv_timer_t deadline_timer;  /* request.c: queued requests whose deadline passes */
     uv_timer_t delivery_timer;  /* delivery.c: offers backlogs again while there are any */

@@ -54,6 +54,21 @@ flight *flight_new(const Edgefleet__Request *request, const coord_client *client
         flight_destroy(&f);
         return NULL;
     }
+    f->seed0 = f->request->sampling->seed;
+    /* A client re-sending a call (its coordinator restarted) says what it already has: the
+     * stream goes on after those tokens. The front door bounded them. */
+    if (f->request->n_received_tokens > 0) {
+        if (flight_add_tokens(f, f->request->received_tokens, f->request->n_received_tokens) != 0) {
+            flight_destroy(&f);
+            return NULL;
+        }
+        free(f->request->resume_tokens); /* none from a client: refused at the door */
+        f->request->resume_tokens = f->request->received_tokens;
+        f->request->n_resume_tokens = f->request->n_received_tokens;
+        f->request->received_tokens = NULL;
+        f->request->n_received_tokens = 0;
+        f->attempt_tokens = f->n_tokens;
+    }
     memcpy(f->client, client->routing_id, client->routing_id_len);
     f->client_len = client->routing_id_len;
     snprintf(f->client_key, sizeof f->client_key, "%s", client->user_id ? client->user_id : "");
@@ -84,6 +99,49 @@ void flight_destroy(flight **f_p)
     free(f->tokens);
     free(f);
     *f_p = NULL;
+}
+
+uint64_t flight_resume_seed(uint64_t seed0, uint32_t k, uint32_t n)
+{
+    uint8_t in[16], out[crypto_hash_sha256_BYTES];
+    for (int i = 0; i < 8; i++)
+        in[i] = (uint8_t)(seed0 >> (8 * i));
+    for (int i = 0; i < 4; i++) {
+        in[8 + i] = (uint8_t)(k >> (8 * i));
+        in[12 + i] = (uint8_t)(n >> (8 * i));
+    }
+    crypto_hash_sha256(out, in, sizeof in);
+    uint64_t seed = 0;
+    for (int i = 0; i < 8; i++)
+        seed |= (uint64_t)out[i] << (8 * i);
+    return seed ? seed : 1;
+}
+
+int flight_resume(flight *f)
+{
+    int32_t *ids = NULL;
+    if (f->n_tokens > 0) {
+        ids = malloc(f->n_tokens * sizeof *ids); /* freed by free_unpacked with the rest */
+        if (!ids)
+            return EF_ENOMEM;
+        memcpy(ids, f->tokens, f->n_tokens * sizeof *ids);
+    }
+    free(f->request->resume_tokens);
+    f->request->resume_tokens = ids;
+    f->request->n_resume_tokens = f->n_tokens;
+    f->attempt++;
+    f->request->attempt = f->attempt;
+    f->attempt_tokens = f->n_tokens;
+    f->request->sampling->seed = flight_resume_seed(f->seed0, f->attempt, (uint32_t)f->n_tokens);
+    return 0;
+}
+
+void flight_served_by(flight *f, const char *name)
+{
+    if (f->n_agents > 0 && strcmp(f->agents[f->n_agents - 1], name) == 0)
+        return;
+    if (f->n_agents < FLIGHT_RESUMES_MAX + 1)
+        snprintf(f->agents[f->n_agents++], REGISTRY_NAME_MAX, "%s", name);
 }
 
 int flight_add_tokens(flight *f, const int32_t *ids, size_t n)

@@ -36,6 +36,9 @@ static void usage(FILE *out)
             "                             served for N ms (default 30000)\n"
             "  --client-stall-ms N        a client that reads none of its stream for N ms loses\n"
             "                             the request (default 10000)\n"
+            "  --max-resumes N            times a request whose agent is lost continues on\n"
+            "                             another agent before it fails (default 3, 0..15;\n"
+            "                             0 = fail at once)\n"
             "  --log-level debug|info|warn|error   (default info)\n"
             "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n");
 }
@@ -70,6 +73,7 @@ static const struct option long_options[] = {{"help", no_argument, 0, 'h'},
                                              {"orphan-grace-ms", required_argument, 0, 'o'},
                                              {"client-stall-ms", required_argument, 0, 's'},
                                              {"client-max", required_argument, 0, 'm'},
+                                             {"max-resumes", required_argument, 0, 'r'},
                                              {0, 0, 0, 0}};
 
 /* The numeric options: name, bounds, and where each goes. */
@@ -87,6 +91,7 @@ static const count_option count_options[] = {
     {'o', "orphan-grace-ms", 1, 86400000, offsetof(coord_config, orphan_grace_ms)},
     {'s', "client-stall-ms", 100, 3600000, offsetof(coord_config, client_stall_ms)},
     {'m', "client-max", 1, 1000000, offsetof(coord_config, client_max)},
+    {'r', "max-resumes", 0, FLIGHT_RESUMES_MAX, offsetof(coord_config, max_resumes)},
 };
 
 /* Fill cfg from argv. Returns 0, 1 for --help, or 2 (message printed). */
@@ -127,7 +132,8 @@ static int parse_options(int argc, char **argv, coord_config *cfg)
         case 'q':
         case 'o':
         case 's':
-        case 'm': {
+        case 'm':
+        case 'r': {
             const count_option *o = count_options;
             while (o->ch != ch)
                 o++;
@@ -253,7 +259,8 @@ int main(int argc, char **argv)
                            .queue = 256,
                            .client_max = 64,
                            .orphan_grace_ms = 30000,
-                           .client_stall_ms = DELIVERY_STALL_MS};
+                           .client_stall_ms = DELIVERY_STALL_MS,
+                           .max_resumes = 3};
     int rc = parse_options(argc, argv, &c.cfg);
     if (rc)
         return rc == 1 ? 0 : 2;

@@ -22,7 +22,8 @@ typedef struct peer {
     char key[KEYS_Z85_LEN + 1];
     tsock_conn conn; /* fd -1 when libzmq did not say (inproc) */
     int revoked;
-    struct peer *hnext;         /* bucket chain */
+    int closing;        /* a close was reported for its fd: checked again until the fd shows it */
+    struct peer *hnext; /* bucket chain */
     struct peer *newer, *older; /* use order */
 } peer;
 
@@ -134,6 +135,8 @@ static peer *add(peers *p, peers_link link, const uint8_t *id, size_t len, zmq_m
     snprintf(e->key, sizeof e->key, "%s", who.key);
     if (tsock_conn_capture(who.fd, &e->conn) != 0)
         e->conn.fd = -1;
+    log_debug("peer %s (fd %d) first heard on the %s link", e->user_id, e->conn.fd,
+              link == PEERS_AGENTS ? "agents" : "clients");
     peer **at = find_link(p, link, id, len);
     e->hnext = *at;
     *at = e;
@@ -159,18 +162,58 @@ int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload
     return e && e->revoked ? EF_EDENIED : 0;
 }
 
+/* An agent's TCP connection closed: a killed process's kernel closes it at once, so its
+ * requests move on now rather than after the liveness window (silence still needs that). A
+ * board that only lost its link comes back on a new one and registers again. */
+static void agent_link_closed(coord *c, const peer *e)
+{
+    const registry_agent *a =
+        registry_get_routing_id(c->registry, e->routing_id, e->routing_id_len);
+    if (!a)
+        return; /* already replaced by its new link, or gone */
+    agent_id_t id = a->id;
+    char name[REGISTRY_NAME_MAX];
+    snprintf(name, sizeof name, "%s", a->name);
+    log_warn("agent %s: its connection closed; removing it", name);
+    registry_remove(c->registry, id);
+    request_agent_gone(c, id, name, "its connection closed");
+}
+
 void peers_on_event(tsock *s, uint16_t event, uint32_t value, void *user)
 {
     coord *c = user;
+    (void)s;
     if (event != ZMQ_EVENT_DISCONNECTED || !c->peers)
         return;
-    /* The fd is closed, or already carries a newer connection: either way the entries recorded
-     * for it no longer match it, and only those go. */
-    for (peer *e = c->peers->newest, *next; e; e = next) {
+    int any = 0;
+    for (peer *e = c->peers->newest; e; e = e->older)
+        if (e->conn.fd == (int)value)
+            any = e->closing = PEERS_CLOSE_CHECKS;
+    /* libzmq reports the close just before it closes the fd, and a newer connection may reuse
+     * the number: a connection counts as closed once its fd no longer carries the recorded
+     * addresses, checked in a moment. */
+    if (any && !uv_is_active((uv_handle_t *)&c->peers_timer))
+        uv_timer_start(&c->peers_timer, peers_on_timer, PEERS_CLOSE_CHECK_MS, 0);
+}
+
+void peers_on_timer(uv_timer_t *t)
+{
+    coord *c = t->data;
+    int again = 0;
+    for (peer *e = c->peers ? c->peers->newest : NULL, *next; e; e = next) {
         next = e->older;
-        if (e->conn.fd == (int)value && !tsock_conn_same(&e->conn))
-            forget(c->peers, e);
+        if (!e->closing)
+            continue;
+        if (tsock_conn_same(&e->conn)) {
+            again |= --e->closing > 0; /* not closed yet, or the report was about another */
+            continue;
+        }
+        if (e->link == PEERS_AGENTS)
+            agent_link_closed(c, e);
+        forget(c->peers, e);
     }
+    if (again)
+        uv_timer_start(t, peers_on_timer, PEERS_CLOSE_CHECK_MS, 0);
 }
 
 /* A live agent connection lost its key: the agent leaves the fleet now. */

@@ -14,6 +14,10 @@
 
 typedef struct coord coord;
 
+/* After libzmq reports a closed connection, its fd is checked every PEERS_CLOSE_CHECK_MS, at most
+ * PEERS_CLOSE_CHECKS times, until it no longer carries the connection. */
+#define PEERS_CLOSE_CHECK_MS 10u
+#define PEERS_CLOSE_CHECKS   20
 /* How often live connections are checked against the allowlists. */
 #define PEERS_SWEEP_MS 1000u
 /* Connections remembered; beyond it the least recently heard from is forgotten (it is known
@@ -30,8 +34,12 @@ void peers_destroy(peers **p_p);
 /* Note a message that arrived on link from routing id (frame 0) with payload (frame 1).
  * Returns 0 to handle it, EF_EDENIED when the connection's key was revoked (drop it). */
 int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload);
-/* Both ROUTERs' tsock event callback: a closed connection is forgotten. */
+/* Both ROUTERs' tsock event callback: a closed connection is forgotten, and an agent whose
+ * connection closed (a killed process's kernel closes it at once) leaves the fleet then, not
+ * after its liveness window. */
 void peers_on_event(tsock *s, uint16_t event, uint32_t value, void *user);
+/* The coord's peers_timer callback (PEERS_CLOSE_CHECK_MS after a close was reported). */
+void peers_on_timer(uv_timer_t *t);
 /* Check every live connection's key against the allowlists now; cut the revoked ones. */
 void peers_sweep(coord *c);
 /* Connections known, for tests and status. */

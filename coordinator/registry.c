@@ -178,6 +178,8 @@ static int fill_models(registry_agent *a, const registry_registration *reg, ef_e
                               "register: model \"%s\" with %u slots (at most %d)", m->name,
                               reg->models[i].n_slots, REGISTRY_SLOTS_MAX);
         m->n_slots = m->total_slots = reg->models[i].n_slots;
+        if (reg->models[i].sha256)
+            memcpy(m->sha256, reg->models[i].sha256, REGISTRY_SHA256_LEN);
         a->n_models = i + 1; /* so the duplicate check above sees the models before it */
     }
     return 0;
@@ -287,6 +289,39 @@ static int check_clash(registry_t *self, const registry_agent *fresh, uint64_t n
     return 0;
 }
 
+static int sha_known(const uint8_t *sha)
+{
+    static const uint8_t zero[REGISTRY_SHA256_LEN];
+    return memcmp(sha, zero, REGISTRY_SHA256_LEN) != 0;
+}
+
+/* Each of fresh's models must be the same file as a live agent's model of that name. */
+static int check_models_match(const registry_t *self, const registry_agent *fresh, uint64_t now_ms,
+                              ef_errmsg *reason)
+{
+    for (size_t m = 0; m < fresh->n_models; m++) {
+        const registry_model *fm = &fresh->models[m];
+        if (!sha_known(fm->sha256))
+            continue;
+        for (size_t i = 0; i < self->n; i++) {
+            const registry_agent *a = &self->agents[i];
+            int mi = registry_model_index(a, fm->name);
+            if (mi < 0 || strcmp(a->key_id, fresh->key_id) == 0 ||
+                !sha_known(a->models[mi].sha256) || !registry_agent_live(self, a, now_ms) ||
+                memcmp(a->models[mi].sha256, fm->sha256, REGISTRY_SHA256_LEN) == 0)
+                continue;
+            return errmsg_set(reason, EF_EMODEL,
+                              "model \"%s\" is another file here than on agent %s (sha256 "
+                              "%02x%02x%02x%02x... there, %02x%02x%02x%02x... here): one name, "
+                              "one file across the fleet; rename one of them",
+                              fm->name, a->name, a->models[mi].sha256[0], a->models[mi].sha256[1],
+                              a->models[mi].sha256[2], a->models[mi].sha256[3], fm->sha256[0],
+                              fm->sha256[1], fm->sha256[2], fm->sha256[3]);
+        }
+    }
+    return 0;
+}
+
 int registry_register(registry_t *self, const registry_registration *reg, uint64_t now_ms,
                       agent_id_t *id_out, agent_id_t *replaced_out, ef_errmsg *reason)
 {
@@ -296,6 +331,8 @@ int registry_register(registry_t *self, const registry_registration *reg, uint64
     registry_agent fresh;
     int rc = fill_agent(self, &fresh, reg, now_ms, reason);
     if (rc != 0)
+        return rc;
+    if ((rc = check_models_match(self, &fresh, now_ms, reason)) != 0)
         return rc;
     long old = -1;
     int rebind = 0;

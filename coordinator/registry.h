@@ -21,6 +21,7 @@
 #define REGISTRY_MODELS_MAX     16   /* models one agent may serve */
 #define REGISTRY_ROUTING_ID_MAX 255  /* ZeroMQ's own limit for a routing id */
 #define REGISTRY_BOOT_ID_LEN    16   /* Register.boot_id: one agent process */
+#define REGISTRY_SHA256_LEN     32   /* ModelInfo.sha256 */
 #define REGISTRY_SLOTS_MAX      1024 /* slots one model may declare: beyond, a board is lying */
 
 /* Identifies one registration. Assigned by the registry, never reused during its life, never 0:
@@ -38,8 +39,9 @@ typedef struct {
 
 /* One model as declared in Register. */
 typedef struct {
-    const char *name; /* non-empty, < REGISTRY_MODEL_NAME_MAX */
-    uint32_t n_slots; /* parallel sequences; 0 is allowed (the model takes no work) */
+    const char *name;      /* non-empty, < REGISTRY_MODEL_NAME_MAX */
+    uint32_t n_slots;      /* parallel sequences; 0 is allowed (the model takes no work) */
+    const uint8_t *sha256; /* REGISTRY_SHA256_LEN bytes of the model file, or NULL = unknown */
 } registry_model_decl;
 
 /* A Register message, already decoded. Strings are copied; the caller keeps ownership. */
@@ -80,6 +82,7 @@ typedef struct {
     uint32_t total_slots; /* from the last heartbeat; n_slots until the first one */
     uint32_t busy_slots;  /* from the last heartbeat, as the agent saw it then */
     uint32_t inflight;    /* requests the coordinator dispatched here that have not ended */
+    uint8_t sha256[REGISTRY_SHA256_LEN]; /* of its file; all zero = unknown */
 } registry_model;
 
 /* Read-only view of one agent. Pointers to it stay valid until the next call that adds or
@@ -123,6 +126,9 @@ void registry_destroy(registry_t **self_p);
  * on it goes on (it re-sends what it streamed meanwhile). The replaced entry is removed and its id
  * written to *replaced_out (else AGENT_ID_NONE) - the caller must then call
  * scheduler_agent_gone(replaced) to fail (or move) the requests the old entry had.
+ * A model name means one file across the fleet, so a stream can resume on any agent serving
+ * it: a Register whose model has another sha256 than a live agent's model of that name is
+ * refused with EF_EMODEL (unknown hashes are not compared).
  * Errors (no change made): EF_EINVAL bad or oversize field (reason says which);
  * EF_EDUPLICATE a live agent holds that key under another boot id (a second board with a copy
  * of the key) or that name under another key (reason names both and is the line to put in

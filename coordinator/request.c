@@ -48,10 +48,17 @@ void request_end(coord *c, flight **f_p, const request_outcome *how)
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     Edgefleet__Done done = EDGEFLEET__DONE__INIT;
     Edgefleet__Error e = EDGEFLEET__ERROR__INIT;
+    char *agents[FLIGHT_RESUMES_MAX + 1];
     if (how->done) {
         done = *how->done; /* shallow: borrowed fields, packed only */
         done.agent_name = (char *)(how->agent ? how->agent : "");
         done.batch_index = f->request->batch_index;
+        done.attempt = f->attempt;
+        done.resumes = f->attempt;
+        for (uint32_t i = 0; i < f->n_agents; i++)
+            agents[i] = f->agents[i];
+        done.agents = agents;
+        done.n_agents = f->n_agents;
         env.body_case = EDGEFLEET__ENVELOPE__BODY_DONE;
         env.done = &done;
         log_info("request %s (%s) done on agent %s: finish %d, %zu tokens in %s", hex,
@@ -123,8 +130,13 @@ static int send_placed(coord *c, const sched_dispatch *d, uint64_t now)
     const registry_agent *a = registry_get(c->registry, d->agent);
     char what[96];
     if (rc == 0) {
-        snprintf(what, sizeof what, "after %llu ms queued -> agent",
-                 (unsigned long long)(now - f->received_ms));
+        flight_served_by(f, a ? a->name : "?");
+        if (f->attempt)
+            snprintf(what, sizeof what, "resumed (attempt %u, after %zu tokens) -> agent",
+                     f->attempt, f->n_tokens);
+        else
+            snprintf(what, sizeof what, "after %llu ms queued -> agent",
+                     (unsigned long long)(now - f->received_ms));
         log_request(f, what, a ? a->name : "?");
         if (f->request->log_prompt && f->request->prompt && *f->request->prompt)
             log_info("request prompt (the client allowed logging it): %s", f->request->prompt);

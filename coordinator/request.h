@@ -23,6 +23,10 @@ typedef struct coord coord;
 
 /* Fixed frame sizes from a ROUTER: routing ids are at most 255 bytes (libzmq's limit). */
 #define COORD_PEER_MAX 255
+/* Resumes one request may have at most (--max-resumes is capped to this). */
+#define FLIGHT_RESUMES_MAX 15
+/* Tokens a client may say it already has when it re-sends a call (Request.received_tokens). */
+#define FLIGHT_RECEIVED_MAX 65536u
 
 /* Who sent a message on the clients endpoint: the routing id is only the way back (libzmq's
  * or the peer's choice, never an identity); the ZAP User-Id ("clients/alice") is who it is. */
@@ -48,7 +52,12 @@ typedef struct flight {
     char client_key[REGISTRY_KEY_MAX]; /* its ZAP User-Id: the request's owner */
     int32_t *tokens; /* token ids relayed to the client so far (for a later resume) */
     size_t n_tokens, cap_tokens;
-    uint64_t received_ms; /* monotonic arrival time, for log lines */
+    uint64_t received_ms;  /* monotonic arrival time, for log lines */
+    uint32_t attempt;      /* the Request.attempt in force: replies of any other are stale */
+    size_t attempt_tokens; /* tokens relayed when this attempt started */
+    uint64_t seed0;        /* the seed of attempt 0: each resume's seed derives from it */
+    uint32_t n_agents;     /* agents that served a part of it, in order (Done.agents) */
+    char agents[FLIGHT_RESUMES_MAX + 1][REGISTRY_NAME_MAX];
     flight_state state;
     int end_code;          /* FLIGHT_ABORTING: the error the client gets */
     char end_message[160]; /* and its text */
@@ -70,6 +79,15 @@ flight *flight_new(const Edgefleet__Request *request, const coord_client *client
 void flight_destroy(flight **f_p);
 /* Record relayed token ids. Returns 0 or EF_ENOMEM. */
 int flight_add_tokens(flight *f, const int32_t *ids, size_t n);
+/* Make the request a resume: attempt + 1, the tokens relayed so far as resume_tokens, and the
+ * seed of that attempt (see flight_resume_seed). Returns 0 or EF_ENOMEM (nothing changed). */
+int flight_resume(flight *f);
+/* The sampling seed of attempt k >= 1 after n relayed tokens: the first 8 bytes (little
+ * endian) of SHA-256(seed0 as 8 bytes LE || k as 4 bytes LE || n as 4 bytes LE), 1 if zero.
+ * Documented in PROTOCOL.md so that a resumed sampled stream can be reproduced. */
+uint64_t flight_resume_seed(uint64_t seed0, uint32_t k, uint32_t n);
+/* Note that agent `name` serves the current attempt (Done.agents). */
+void flight_served_by(flight *f, const char *name);
 
 /* ---- request.c ----------------------------------------------------------------------------- */
 

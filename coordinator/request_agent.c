@@ -8,17 +8,20 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GONE_BATCH 32
 
-/* The in-flight request a reply from `agent` is about, or NULL when it is stale (ended, or sent
- * to an earlier registration of the agent). */
+/* The in-flight request a reply from `agent` is about, or NULL when it is stale: ended, sent
+ * to an earlier registration of the agent, or about another attempt (an agent declared lost
+ * that comes back with output of a stream that has moved on: fencing). */
 static sched_request *inflight_on(coord *c, agent_id_t agent, ProtobufCBinaryData id,
-                                  const char *what)
+                                  uint32_t attempt, const char *what)
 {
     sched_request *sr = scheduler_find(c->scheduler, id.data);
-    if (sr && sr->state == SCHED_INFLIGHT && sr->agent == agent)
+    if (sr && sr->state == SCHED_INFLIGHT && sr->agent == agent &&
+        ((flight *)sr->payload)->attempt == attempt)
         return sr;
     char hex[33];
     log_debug("stale %s for request %s ignored", what, codec_id_hex(id, hex));
@@ -49,7 +52,7 @@ static int chunk_fits(const flight *f, const Edgefleet__TokenChunk *tc, char *wh
 
 void request_on_chunk(coord *c, const registry_agent *a, const Edgefleet__TokenChunk *tc)
 {
-    sched_request *sr = inflight_on(c, a->id, tc->request_id, "token chunk");
+    sched_request *sr = inflight_on(c, a->id, tc->request_id, tc->attempt, "token chunk");
     if (!sr)
         return;
     flight *f = sr->payload;
@@ -107,7 +110,7 @@ static void end_on_agent(coord *c, const registry_agent *a, sched_request *sr, b
 
 void request_on_done(coord *c, const registry_agent *a, const Edgefleet__Done *d)
 {
-    sched_request *sr = inflight_on(c, a->id, d->request_id, "done");
+    sched_request *sr = inflight_on(c, a->id, d->request_id, d->attempt, "done");
     if (!sr)
         return;
     end_on_agent(c, a, sr, true, &(request_outcome){.done = d, .agent = a->name});
@@ -120,13 +123,13 @@ void request_on_error(coord *c, const registry_agent *a, const Edgefleet__Error 
                  e->message ? e->message : "");
         return;
     }
-    sched_request *sr = inflight_on(c, a->id, e->request_id, "error");
+    sched_request *sr = inflight_on(c, a->id, e->request_id, e->attempt, "error");
     if (!sr)
         return;
     flight *f = sr->payload;
     char hex[33];
     codec_id_hex(e->request_id, hex);
-    int fresh = f->n_tokens == 0 && f->state == FLIGHT_RUNNING;
+    int fresh = f->n_tokens == f->attempt_tokens && f->state == FLIGHT_RUNNING;
     if (fresh && (e->code == EF_EBUSY || e->code == EF_EDRAINING)) {
         /* Our credit count and the agent's slots disagreed, or it crossed the agent's draining
          * heartbeat: back in the queue. A busy agent is left to its next heartbeat (pumping now
@@ -147,23 +150,90 @@ void request_on_error(coord *c, const registry_agent *a, const Edgefleet__Error 
                                     .agent = a->name});
 }
 
+/* May the stream go on elsewhere? Only a request still wanted, with resumes left, whose
+ * output is not complete already. */
+static int resumable(const coord *c, const flight *f)
+{
+    uint32_t max = f->request->max_tokens;
+    return f->state == FLIGHT_RUNNING && f->attempt < c->cfg.max_resumes &&
+           (max == 0 || f->n_tokens < max) && f->n_tokens < FLIGHT_RECEIVED_MAX;
+}
+
+/* Put the lost agent's resumable requests back in their queues, as resumes: their prompt plus
+ * the tokens relayed so far is what the next agent evaluates, and the client's stream goes on
+ * where it stopped. Returns how many. */
+static size_t resume_all(coord *c, agent_id_t agent, const char *name, const char *why)
+{
+    uint32_t n_max = scheduler_inflight(c->scheduler);
+    uint64_t *tickets = n_max ? malloc(n_max * sizeof *tickets) : NULL;
+    size_t n = tickets ? scheduler_inflight_on(c->scheduler, agent, tickets, n_max) : 0;
+    size_t resumed = 0;
+    uint64_t now = clock_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        sched_request *sr = scheduler_get(c->scheduler, tickets[i]);
+        flight *f = sr ? sr->payload : NULL;
+        if (!f || !resumable(c, f) || flight_resume(f) != 0)
+            continue; /* scheduler_agent_gone ends it */
+        if (scheduler_requeue(c->scheduler, tickets[i], now) != 0)
+            continue;
+        char hex[33];
+        log_warn("request %s: agent %s lost (%s) after %zu tokens; resuming it elsewhere "
+                 "(attempt %u of at most %u)",
+                 codec_id_hex(f->request->request_id, hex), name, why, f->n_tokens, f->attempt,
+                 c->cfg.max_resumes);
+        resumed++;
+    }
+    free(tickets);
+    return resumed;
+}
+
+/* The line a request that cannot be resumed ends with: which agents tried, and why not. */
+static void lost_message(const coord *c, const flight *f, const char *name, const char *why,
+                         char *msg, size_t cap)
+{
+    char tried[256] = "";
+    size_t used = 0;
+    for (uint32_t i = 0; i < f->n_agents && used < sizeof tried; i++) {
+        int w = snprintf(tried + used, sizeof tried - used, "%s%s", i ? ", " : "", f->agents[i]);
+        if (w > 0)
+            used += (size_t)w;
+    }
+    if (f->attempt >= c->cfg.max_resumes && c->cfg.max_resumes > 0)
+        snprintf(msg, cap,
+                 "agent %s lost mid-request (%s) after %zu tokens; resumed %u times already "
+                 "(agents %s): giving up",
+                 name, why, f->n_tokens, f->attempt, tried);
+    else
+        snprintf(msg, cap, "agent %s lost mid-request (%s) after %zu tokens (agents %s)", name, why,
+                 f->n_tokens, tried);
+}
+
 void request_agent_gone(coord *c, agent_id_t agent, const char *name, const char *why)
 {
+    size_t resumed = resume_all(c, agent, name, why);
     sched_request out[GONE_BATCH];
     size_t n;
     do {
         n = scheduler_agent_gone(c->scheduler, agent, out, GONE_BATCH);
         for (size_t i = 0; i < n; i++) {
             flight *f = out[i].payload;
-            char msg[160];
+            char msg[512];
             if (f->state == FLIGHT_ABORTING) {
                 request_end(c, &f,
                             &(request_outcome){.code = f->end_code, .message = f->end_message});
                 continue;
             }
-            snprintf(msg, sizeof msg, "agent %s lost mid-request (%s) after %zu tokens", name, why,
-                     f->n_tokens);
+            if (f->state == FLIGHT_CANCELLING) { /* what the client asked for, agent or not */
+                Edgefleet__Done done = EDGEFLEET__DONE__INIT;
+                done.request_id = f->request->request_id;
+                done.finish = EDGEFLEET__FINISH_REASON__FINISH_CANCELLED;
+                request_end(c, &f, &(request_outcome){.done = &done, .agent = name});
+                continue;
+            }
+            lost_message(c, f, name, why, msg, sizeof msg);
             request_end(c, &f, &(request_outcome){.code = EF_EAGENTLOST, .message = msg});
         }
     } while (n == GONE_BATCH);
+    if (resumed)
+        request_pump(c);
 }

@@ -561,6 +561,17 @@ size_t scheduler_agent_gone(scheduler_t *self, agent_id_t agent, sched_request *
     return n;
 }
 
+size_t scheduler_inflight_on(const scheduler_t *self, agent_id_t agent, uint64_t *tickets,
+                             size_t cap)
+{
+    size_t n = 0;
+    for (int32_t slot = self ? self->inflight_head : NIL; slot != NIL && n < cap;
+         slot = self->recs[slot].lnext)
+        if (self->recs[slot].req.agent == agent)
+            tickets[n++] = self->recs[slot].req.ticket;
+    return n;
+}
+
 size_t scheduler_flush(scheduler_t *self, sched_request *out, size_t cap)
 {
     size_t n = 0;

@@ -222,6 +222,12 @@ int scheduler_cancel(scheduler_t *self, uint64_t ticket, sched_request *out);
  * daemon fails them (Error{EF_EAGENTLOST}) or resubmits them. Sessions on it forget it. */
 size_t scheduler_agent_gone(scheduler_t *self, agent_id_t agent, sched_request *out, size_t cap);
 
+/* Writes the tickets of up to cap requests in flight on agent (in no particular order) and
+ * returns how many; changes nothing. With scheduler_requeue this moves a lost agent's requests
+ * back into their queues (to resume them elsewhere) before scheduler_agent_gone ends the rest. */
+size_t scheduler_inflight_on(const scheduler_t *self, agent_id_t agent, uint64_t *tickets,
+                             size_t cap);
+
 /* Removes every request, queued and in flight, for shutdown; returns how many were written (again
  * while == cap). In-flight ones give their credits back. */
 size_t scheduler_flush(scheduler_t *self, sched_request *out, size_t cap);

@@ -246,6 +246,9 @@ static void start_agent_that_falls_silent(world *w)
 static void test_silent_agent_is_dropped_and_its_client_gets_agent_lost(void **state)
 {
     world *w = *state;
+    /* Without resumes: a lost agent's requests fail at once (test_failover resumes). */
+    w->f.extra[0] = "--max-resumes";
+    w->f.extra[1] = "0";
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 8), 0);
     start_agent_that_falls_silent(w);
     w->client = fx_client(&w->f, "cli", 10000);
@@ -303,6 +306,9 @@ static void test_queued_work_fails_when_no_agent_serves_its_model_any_more(void 
 {
     world *w = *state;
     w->f.orphan_grace_ms = 400;
+    /* Without resumes: a lost agent's requests fail at once (test_failover resumes). */
+    w->f.extra[0] = "--max-resumes";
+    w->f.extra[1] = "0";
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 8), 0);
     start_agent_that_falls_silent(w);
     async_call first;

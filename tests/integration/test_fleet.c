@@ -240,6 +240,9 @@ static int signal_at_first_piece(const char *text, size_t len, void *user)
 static void test_killed_agent_is_dropped_and_its_client_gets_an_error(void **state)
 {
     fleet *w = *state;
+    /* Without resumes: a lost agent's requests fail at once (test_failover resumes). */
+    w->f.extra[0] = "--max-resumes";
+    w->f.extra[1] = "0";
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, 8), 0);
     start_agent(w, 0, "board0", NULL, 1);
     wait_fleet(w, 1, 20000);
@@ -339,6 +342,9 @@ static void test_drain_timeout_fails_what_still_runs_at_once(void **state)
     w->drain_timeout_ms = "0"; /* no time to finish: the leave path, not the liveness window */
     w->ctx = "8192";           /* past the model's 512 so the request runs for seconds, and the
                                   signal surely lands while it does */
+    /* Without resumes: a lost agent's requests fail at once (test_failover resumes). */
+    w->f.extra[0] = "--max-resumes";
+    w->f.extra[1] = "0";
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, 8), 0);
     start_agent(w, 0, "board0", NULL, 1);
     wait_fleet(w, 1, 20000);

@@ -453,6 +453,9 @@ static void remove_pub(world *w, const char *sub, const char *name)
 static void test_revoking_a_key_cuts_its_live_links(void **state)
 {
     world *w = *state;
+    /* Without resumes: a lost agent's requests fail at once (test_failover resumes). */
+    w->f.extra[0] = "--max-resumes";
+    w->f.extra[1] = "0";
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 16), 0);
     scripted(w, 0, "a1", 2, 0, 1); /* holds every request: they stay open */
     bystander b;
