@@ -86,21 +86,32 @@ static void log_split(coord *c, const char *model, uint32_t n)
     log_info("batch of %u for %s: planned split %s", n, model, line);
 }
 
+/* Refuse a whole batch: nothing of it was queued. The Error carries the batch's id (PROTOCOL.md),
+ * so the client ends every item of it; an id that is not 16 bytes is not echoed, and the empty
+ * id then ends the client's call in progress. */
+static void refuse_batch(coord *c, const Edgefleet__BatchRequest *b, const uint8_t *peer,
+                         size_t len, uint32_t batch_index, const char *why)
+{
+    frontend_send_error(c, peer, len, b->batch_id.len == CODEC_REQUEST_ID_LEN ? &b->batch_id : NULL,
+                        batch_index, EF_EINVAL, 0, 0, why);
+}
+
 /* Each item enters the scheduler on its own, which places it on the least loaded capacity:
  * the batch spreads across agents in proportion to their slots and speed, and each item's
  * replies come back tagged with its batch_index as it completes. */
 static void on_batch(coord *c, const Edgefleet__BatchRequest *b, const uint8_t *peer, size_t len)
 {
     if (b->n_items == 0 || b->n_items > FRONTEND_BATCH_MAX) {
-        frontend_send_error(c, peer, len, NULL, 0, EF_EINVAL, 0, 0,
-                            "a batch holds 1 to 1024 items");
+        refuse_batch(c, b, peer, len, 0, "a batch holds 1 to 1024 items");
         return;
     }
     for (size_t i = 0; i < b->n_items; i++) {
         const char *problem = request_problem(b->items[i]);
         if (problem || strcmp(b->items[i]->model, b->items[0]->model) != 0) {
-            frontend_send_error(c, peer, len, &b->items[i]->request_id, (uint32_t)i, EF_EINVAL, 0,
-                                0, problem ? problem : "a batch is for one model");
+            char why[160];
+            snprintf(why, sizeof why, "batch item %zu: %s", i,
+                     problem ? problem : "a batch is for one model");
+            refuse_batch(c, b, peer, len, (uint32_t)i, why);
             return;
         }
     }
@@ -119,8 +130,12 @@ static void on_client_message(tsock *s, zmq_msg_t *frames, size_t n, void *user)
     envelope *env = NULL;
     int rc = codec_decode(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), 0, &env);
     if (rc) {
+        /* Nothing in it can be named: the empty id ends the client's call in progress. */
+        char why[128];
+        snprintf(why, sizeof why, "the coordinator could not decode a message: %s",
+                 ef_strerror(rc));
         log_warn("client message refused: %s", ef_strerror(rc));
-        frontend_send_error(c, peer, peer_len, NULL, 0, rc, 0, 0, ef_strerror(rc));
+        frontend_send_error(c, peer, peer_len, NULL, 0, rc, 0, 0, why);
         return;
     }
     const char *user_id = zmq_msg_gets(&frames[1], "User-Id");
