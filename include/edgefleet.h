@@ -186,9 +186,13 @@ typedef int (*ef_token_fn)(const char *text, size_t len, void *user);
 /* Generate from a raw prompt on any agent serving `model`, streaming text to on_token (may be
  * NULL). Blocks until the request ends. Returns 0 when it completed (out->finish says how), or:
  * EF_EINVAL (bad arguments), EF_ENOTCONN (no handshake within connect_timeout_ms), EF_EDENIED (the
- * coordinator refused our key), EF_EBUSY (queue full; out->retry_after_ms), EF_EUNKNOWNMODEL,
- * EF_EDEADLINE, EF_EAGENTLOST (out->tokens_received says how much arrived), EF_ECANCELED
- * (callback or ef_client_cancel), EF_ETIMEDOUT, or another code the fleet sent.
+ * coordinator refused our key), EF_ECRYPTO (handshake failed), EF_EBUSY (queue full;
+ * out->retry_after_ms), EF_EUNKNOWNMODEL, EF_EDEADLINE, EF_EAGENTLOST (out->tokens_received says
+ * how much arrived), EF_EPROTO (the reply stream had a gap or an overlap in its chunk sequence;
+ * the request was cancelled on the fleet), EF_ECANCELED (callback or ef_client_cancel),
+ * EF_ETIMEDOUT, or another code the fleet sent, also in an Error it could tie to no request (a
+ * frame it could not decode, e.g. EF_EVERSION), which ends the call at once.
+ * ef_client_last_error says why in each case.
  * If it fails before any text arrived, on_token was never called. out (may be NULL) is always
  * filled, also on failure; prompt and params are read during the call only (caller owns).
  * Not thread-safe for one client (see above); the client stays usable after any failure. */
@@ -285,8 +289,9 @@ typedef struct {
 } ef_fleet_status;
 
 /* Fetch the fleet's state. Returns 0 and sets *out (caller owns; free with
- * ef_fleet_status_free), or EF_EINVAL, EF_ENOTCONN, EF_ETIMEDOUT, EF_ENOMEM, or the
- * EF_EDENIED (our key is not an operator's); *out is NULL then.
+ * ef_fleet_status_free), or EF_EINVAL, EF_ENOTCONN, EF_ETIMEDOUT, EF_ENOMEM, EF_EDENIED (our key
+ * is not an operator's, or not allowed), EF_ECRYPTO (handshake failed), or the code of an Error
+ * the coordinator sent with no id; *out is NULL then.
  * Not thread-safe for one client. */
 EF_API int ef_client_status(ef_client_t *client, ef_fleet_status **out);
 
