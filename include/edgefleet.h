@@ -243,7 +243,8 @@ typedef struct {
  * Returns:
  *   0            every item completed;
  *   EF_EPARTIAL  every item ended, some with an error (out->n_failed; each through on_item);
- *   EF_EINVAL, EF_ENOTCONN, EF_EDENIED, EF_ENOMEM before anything was sent: on_item never called;
+ *   EF_EINVAL, EF_ENOMEM, or a connect failure (EF_ENOTCONN, EF_EDENIED, EF_ECRYPTO, EF_EPROTO,
+ *   as ef_client_open) before anything was sent: on_item never called;
  *   a code the coordinator refused a whole BatchRequest with (EF_EINVAL for a bad item, which
  *   the message names; EF_EVERSION, EF_EPROTO...): every item not yet ended is reported through
  *   on_item with that code and message, and ef_client_last_error says why;

@@ -30,6 +30,7 @@ struct ef_client {
     int tcp_tried;           /* a TCP connect was started (the host name resolved) */
     int tcp_up;              /* a TCP connection is open, its handshake not finished */
     int closed_in_handshake; /* a peer hung up mid-handshake without saying why */
+    uint64_t tcp_up_ms;      /* when that TCP connection was made (monotonic) */
     int link_error;          /* 0, or the EF_E* a failed handshake means */
     uint32_t link_value;     /* that event's value: the ZAP status, errno or protocol error */
     uint32_t connect_timeout_ms;
