@@ -101,6 +101,13 @@ static void log_split(coord *c, const char *model, uint32_t n)
     log_info("batch of %u for %s: planned split %s", n, model, line);
 }
 
+/* A batch's id as a refusal carries it: one that is not 16 bytes is not echoed, and the empty id
+ * then ends the client's call in progress. */
+static const ProtobufCBinaryData *batch_id_of(const Edgefleet__BatchRequest *b)
+{
+    return b->batch_id.len == CODEC_REQUEST_ID_LEN ? &b->batch_id : NULL;
+}
+
 /* Each item enters the scheduler on its own, which places it on the least loaded capacity:
  * the batch spreads across agents in proportion to their slots and speed, and each item's
  * replies come back tagged with its batch_index as it completes. A batch refused as a whole
@@ -111,7 +118,7 @@ static void on_batch(coord *c, const Edgefleet__BatchRequest *b, const coord_cli
     if (b->n_items == 0 || b->n_items > FRONTEND_BATCH_MAX) {
         snprintf(why, sizeof why, "a batch holds 1 to %u items, not %zu", FRONTEND_BATCH_MAX,
                  b->n_items);
-        refuse(c, cl, &b->batch_id, 0, EF_EINVAL, why);
+        refuse(c, cl, batch_id_of(b), 0, EF_EINVAL, why);
         return;
     }
     for (size_t i = 0; i < b->n_items; i++) {
@@ -121,7 +128,7 @@ static void on_batch(coord *c, const Edgefleet__BatchRequest *b, const coord_cli
             rc = EF_EINVAL, snprintf(item, sizeof item, "a batch is for one model");
         if (rc) {
             snprintf(why, sizeof why, "batch item %zu: %s", i, item);
-            refuse(c, cl, &b->batch_id, 0, rc, why);
+            refuse(c, cl, batch_id_of(b), 0, rc, why);
             return;
         }
     }

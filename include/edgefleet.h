@@ -85,8 +85,9 @@ typedef struct {
     const char *secret_key;        /* this client's Z85 secret key; NULL = read key_file */
     const char *key_file;          /* path of this client's .key file (mode 0600); NULL = use
                                       secret_key */
-    uint32_t connect_timeout_ms;   /* ms to wait for the CURVE handshake before a call fails
-                                      with EF_ENOTCONN; 0 = 5000 */
+    uint32_t connect_timeout_ms;   /* ms to wait for the CURVE handshake (in ef_client_open, and
+                                      in a call after the link dropped) before failing with
+                                      EF_ENOTCONN; 0 = 5000 */
     uint32_t request_timeout_ms;   /* ms one call may take in total before it is cancelled and
                                       fails with EF_ETIMEDOUT; 0 = no limit (rely on deadlines) */
 } ef_client_params;
@@ -94,10 +95,25 @@ typedef struct {
 /* Defaults: all strings NULL, both timeouts 0 (see each field). Returns by value. Thread-safe. */
 EF_API ef_client_params ef_client_default_params(void);
 
-/* Create a client and start connecting (the connection completes in the background; the first
- * call waits for it up to connect_timeout_ms). Keys are copied; params need not outlive the
- * call. Returns the client (caller owns; free with ef_client_destroy) or NULL when the
- * parameters or key files are bad or libzmq fails (nothing is left allocated). Thread-safe. */
+/* Create a client and connect: load and check the keys, open the CURVE DEALER and wait (up to
+ * connect_timeout_ms) for the handshake with the coordinator. Keys are copied; params need not
+ * outlive the call. Returns 0 and sets *out (caller owns; free with ef_client_destroy), or an
+ * error with *out NULL and nothing left allocated:
+ *   EF_EINVAL (no endpoint or no key given, a bad endpoint string), EF_ENOENT / EF_EIO /
+ *   EF_EKEY / EF_EKEYPERM (a key file missing, unreadable, not a key, or readable by others),
+ *   EF_ENOTCONN (nothing answers at the endpoint, or it does not finish a handshake in time),
+ *   EF_ECRYPTO (the CURVE handshake failed: wrong server key, or this key is not allowed),
+ *   EF_EDENIED (the coordinator refused this client's key: not in its allowlist),
+ *   EF_EPROTO (the peer at the endpoint is not a CURVE ZeroMQ server), EF_EZMQ, EF_ENOMEM.
+ * When why is not NULL, it receives (up to why_cap bytes, always NUL-terminated) a one-line
+ * reason naming the file or endpoint and what is wrong; "" on success. Thread-safe. */
+EF_API int ef_client_open(const ef_client_params *params, ef_client_t **out, char *why,
+                          size_t why_cap);
+
+/* As ef_client_open, but returns at once without waiting for the handshake (the connection
+ * completes in the background and the first call waits for it up to connect_timeout_ms), and
+ * without a reason: NULL when the parameters or key files are bad or libzmq fails. Kept for
+ * existing callers; ef_client_open says why. Thread-safe. */
 EF_API ef_client_t *ef_client_new(const ef_client_params *params);
 
 /* Close the connection (unsent messages are dropped after a short linger), free the client and
@@ -171,9 +187,13 @@ typedef int (*ef_token_fn)(const char *text, size_t len, void *user);
 /* Generate from a raw prompt on any agent serving `model`, streaming text to on_token (may be
  * NULL). Blocks until the request ends. Returns 0 when it completed (out->finish says how), or:
  * EF_EINVAL (bad arguments), EF_ENOTCONN (no handshake within connect_timeout_ms), EF_EDENIED (the
- * coordinator refused our key), EF_EBUSY (queue full; out->retry_after_ms), EF_EUNKNOWNMODEL,
- * EF_EDEADLINE, EF_EAGENTLOST (out->tokens_received says how much arrived), EF_ECANCELED
- * (callback or ef_client_cancel), EF_ETIMEDOUT, or another code the fleet sent.
+ * coordinator refused our key), EF_ECRYPTO (handshake failed), EF_EBUSY (queue full;
+ * out->retry_after_ms), EF_EUNKNOWNMODEL, EF_EDEADLINE, EF_EAGENTLOST (out->tokens_received says
+ * how much arrived), EF_EPROTO (the reply stream had a gap or an overlap in its chunk sequence;
+ * the request was cancelled on the fleet), EF_ECANCELED (callback or ef_client_cancel),
+ * EF_ETIMEDOUT, or another code the fleet sent, also in an Error it could tie to no request (a
+ * frame it could not decode, e.g. EF_EVERSION), which ends the call at once.
+ * ef_client_last_error says why in each case.
  * If it fails before any text arrived, on_token was never called. out (may be NULL) is always
  * filled, also on failure; prompt and params are read during the call only (caller owns).
  * Not thread-safe for one client (see above); the client stays usable after any failure. */
@@ -205,14 +225,36 @@ typedef struct {
 typedef int (*ef_item_fn)(size_t index, const char *text, size_t text_len, const ef_result *result,
                           void *user);
 
-/* Submit n_items prompts for `model` as one batch; the coordinator shards them across agents in
- * proportion to their capacity. Blocks until every item has ended, calling on_item for each.
- * Returns 0 when every item got its answer or error (per-item failures are reported only
- * through on_item), or EF_EINVAL, EF_ENOTCONN, EF_ENOMEM (on_item never called), or
- * EF_ECANCELED / EF_ETIMEDOUT (items not yet ended are not reported). Caller owns items.
- * Not thread-safe for one client. */
+/* What a batch did, filled by ef_client_batch. Plain values. */
+typedef struct {
+    size_t n_items;    /* items in the batch */
+    size_t n_ok;       /* items that completed (result->status 0) */
+    size_t n_failed;   /* items that ended with an error (result->status != 0) */
+    size_t n_retried;  /* resends of items the fleet refused as busy (one item may count twice) */
+    double elapsed_ms; /* the whole call */
+} ef_batch_result;
+
+/* Run n_items prompts for `model`; the coordinator shards them across agents in proportion to
+ * their capacity. The library paces the batch within the fleet's capacity: it sends at most 1024
+ * items per BatchRequest, and items the fleet refuses as busy (EF_EBUSY) are held and sent again
+ * (with fresh request ids) no earlier than the retry_after_ms the fleet gave and only as items in
+ * flight end, until they run, their deadline (params->deadline_ms, from the call's start) passes
+ * (EF_EDEADLINE) or request_timeout_ms is up. Blocks until every item has ended, calling on_item
+ * once per item as it ends (never for a busy refusal that is resent).
+ * Returns:
+ *   0            every item completed;
+ *   EF_EPARTIAL  every item ended, some with an error (out->n_failed; each through on_item);
+ *   EF_EINVAL, EF_ENOMEM, or a connect failure (EF_ENOTCONN, EF_EDENIED, EF_ECRYPTO, EF_EPROTO,
+ *   as ef_client_open) before anything was sent: on_item never called;
+ *   a code the coordinator refused a whole BatchRequest with (EF_EINVAL for a bad item, which
+ *   the message names; EF_EVERSION, EF_EPROTO...): every item not yet ended is reported through
+ *   on_item with that code and message, and ef_client_last_error says why;
+ *   EF_ECANCELED (on_item returned nonzero or ef_client_cancel), EF_ETIMEDOUT, or EF_ENOTCONN
+ *   (the link dropped): items not yet ended are cancelled on the fleet and not reported.
+ * out (may be NULL) is always filled, also on failure. Caller owns items; they are read during
+ * the call only. Not thread-safe for one client; the client stays usable after any failure. */
 EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batch_item *items,
-                           size_t n_items, ef_item_fn on_item, void *user);
+                           size_t n_items, ef_item_fn on_item, void *user, ef_batch_result *out);
 
 /* ---- operations (operator keys only) -------------------------------------------------------- */
 
@@ -249,8 +291,9 @@ typedef struct {
 } ef_fleet_status;
 
 /* Fetch the fleet's state. Returns 0 and sets *out (caller owns; free with
- * ef_fleet_status_free), or EF_EINVAL, EF_ENOTCONN, EF_ETIMEDOUT, EF_ENOMEM, or the
- * EF_EDENIED (our key is not an operator's); *out is NULL then.
+ * ef_fleet_status_free), or EF_EINVAL, EF_ENOTCONN, EF_ETIMEDOUT, EF_ENOMEM, EF_EDENIED (our key
+ * is not an operator's, or not allowed), EF_ECRYPTO (handshake failed), or the code of an Error
+ * the coordinator sent with no id; *out is NULL then.
  * Not thread-safe for one client. */
 EF_API int ef_client_status(ef_client_t *client, ef_fleet_status **out);
 

@@ -1,33 +1,16 @@
-/* libedgefleet's request paths: generate, chat and batch. Each call sends one Request (or one
- * BatchRequest) with fresh 16-byte ids, then reads replies until every item has its Done or
- * Error, matching replies by request id so a stale reply from an earlier, cancelled call is
- * ignored. Runs on the caller's thread; see include/edgefleet.h for the contracts. */
-#include "client_internal.h"
+/* libedgefleet's request paths: generate and chat, and the reply loop every call (batches too,
+ * see client_batch.c) runs on. Each attempt of a request has a fresh 16-byte id; replies are
+ * matched by id, so a stale reply from an earlier, cancelled call or attempt is ignored. Each
+ * request's chunks must be contiguous (TokenChunk.seq); a gap or an overlap ends it with
+ * EF_EPROTO and cancels it on the fleet. An Error about a whole BatchRequest of this call, or one
+ * with no id at all, ends the call. Runs on the caller's thread; see include/edgefleet.h. */
+#include "client_call.h"
 #include "clock.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* One request of a call and what has come back for it. */
-typedef struct {
-    uint8_t id[CODEC_REQUEST_ID_LEN];
-    int done;
-    ef_result result;
-    char *text; /* batch only: the item's whole output so far (NUL-terminated) */
-    size_t len, cap;
-} call_item;
-
-typedef struct {
-    ef_client_t *c;
-    call_item *items;
-    size_t n, n_done;
-    ef_token_fn on_token; /* single requests: stream */
-    ef_item_fn on_item;   /* batches: one callback per finished item */
-    void *user;
-    uint64_t start_ms;
-    int stop; /* a callback asked to cancel */
-} call;
 
 EF_API ef_gen_params ef_gen_default_params(void)
 {
@@ -42,10 +25,15 @@ EF_API ef_gen_params ef_gen_default_params(void)
     return p;
 }
 
-/* Fill r from the caller's parameters. Strings are borrowed (protobuf-c wants char *, and
- * packing only reads them). */
-static void request_fill(Edgefleet__Request *r, Edgefleet__SamplingParams *sp, const char *model,
-                         const ef_gen_params *p, uint8_t *id, uint64_t now_unix)
+void call_item_new_id(call_item *it, size_t index)
+{
+    randombytes_buf(it->id, CODEC_REQUEST_ID_LEN);
+    for (int b = 0; b < 4; b++) /* big-endian index in the last 4 bytes */
+        it->id[CODEC_REQUEST_ID_LEN - 1 - b] = (uint8_t)(index >> (8 * b));
+}
+
+void call_request_fill(Edgefleet__Request *r, Edgefleet__SamplingParams *sp, const char *model,
+                       const ef_gen_params *p, const call_item *it)
 {
     edgefleet__request__init(r);
     edgefleet__sampling_params__init(sp);
@@ -56,27 +44,29 @@ static void request_fill(Edgefleet__Request *r, Edgefleet__SamplingParams *sp, c
     sp->repeat_penalty = p->repeat_penalty;
     sp->seed = p->seed;
     r->sampling = sp;
-    r->request_id.data = id;
+    r->request_id.data = (uint8_t *)it->id;
     r->request_id.len = CODEC_REQUEST_ID_LEN;
     r->model = (char *)model;
     r->max_tokens = p->max_tokens;
     r->stop = (char **)p->stop;
     r->n_stop = p->stop ? p->n_stop : 0;
     r->session_id = (char *)(p->session_id ? p->session_id : "");
-    r->deadline_unix_ms = p->deadline_ms ? now_unix + p->deadline_ms : 0;
+    r->deadline_unix_ms = it->deadline_unix_ms;
     r->log_prompt = p->log_prompt != 0;
 }
 
-static call_item *find_item(call *k, ProtobufCBinaryData id, uint32_t batch_index)
+/* The item whose attempt on the wire has this id, or NULL (stale, or not ours). */
+static call_item *find_item(call *k, ProtobufCBinaryData id)
 {
     if (id.len != CODEC_REQUEST_ID_LEN)
         return NULL;
-    if (batch_index < k->n && memcmp(k->items[batch_index].id, id.data, id.len) == 0)
-        return &k->items[batch_index];
-    for (size_t i = 0; i < k->n; i++) /* replies to single requests carry batch_index 0 */
-        if (memcmp(k->items[i].id, id.data, id.len) == 0)
-            return &k->items[i];
-    return NULL;
+    size_t index = 0;
+    for (int b = 0; b < 4; b++)
+        index = (index << 8) | id.data[CODEC_REQUEST_ID_LEN - 4 + b];
+    if (index >= k->n)
+        return NULL;
+    call_item *it = &k->items[index];
+    return it->sent && memcmp(it->id, id.data, id.len) == 0 ? it : NULL;
 }
 
 static int append_text(call_item *it, const char *text, size_t len)
@@ -103,11 +93,56 @@ static void set_agent(ef_result *r, const char *name)
         snprintf(r->agent, sizeof r->agent, "%s", name);
 }
 
+static void send_cancel(ef_client_t *c, const uint8_t id[CODEC_REQUEST_ID_LEN])
+{
+    Edgefleet__Cancel cn = EDGEFLEET__CANCEL__INIT;
+    cn.request_id.data = (uint8_t *)id;
+    cn.request_id.len = CODEC_REQUEST_ID_LEN;
+    envelope env = EDGEFLEET__ENVELOPE__INIT;
+    env.body_case = EDGEFLEET__ENVELOPE__BODY_CANCEL;
+    env.cancel = &cn;
+    client_send(c, &env);
+}
+
+/* An item has ended: count it and, in a batch, hand it to the caller. */
+static void finish_item(call *k, call_item *it)
+{
+    it->done = 1;
+    k->n_done++;
+    if (it->result.status != 0)
+        k->n_failed++;
+    it->result.elapsed_ms = (double)(clock_mono_ms() - k->start_ms);
+    if (k->hooks.on_end)
+        k->hooks.on_end(k, it);
+    if (k->on_item && k->on_item((size_t)(it - k->items), it->text ? it->text : "", it->len,
+                                 &it->result, k->user) != 0)
+        k->stop = 1;
+}
+
+void call_item_fail(call *k, call_item *it, int code, const char *message)
+{
+    if (it->done)
+        return;
+    it->result.status = code;
+    snprintf(it->result.message, sizeof it->result.message, "%s", message ? message : "");
+    finish_item(k, it);
+}
+
 static void on_chunk(call *k, const Edgefleet__TokenChunk *tc)
 {
-    call_item *it = find_item(k, tc->request_id, tc->batch_index);
+    call_item *it = find_item(k, tc->request_id);
     if (!it || it->done)
         return;
+    if (tc->seq != it->next_seq) {
+        /* Tokens were lost or repeated on the way: the text is not what the model wrote. */
+        char why[sizeof it->result.message];
+        snprintf(why, sizeof why, "reply stream %s: expected chunk seq %u, got %u (cancelled)",
+                 tc->seq > it->next_seq ? "has a gap" : "overlaps", it->next_seq, tc->seq);
+        send_cancel(k->c, it->id);
+        call_item_fail(k, it, EF_EPROTO, why);
+        return;
+    }
+    it->next_seq += (uint32_t)tc->n_token_ids;
     size_t len = strlen(tc->text);
     it->result.tokens_received += tc->n_token_ids ? (uint32_t)tc->n_token_ids : (len ? 1u : 0u);
     set_agent(&it->result, tc->agent_name);
@@ -117,20 +152,9 @@ static void on_chunk(call *k, const Edgefleet__TokenChunk *tc)
         k->stop = 1;
 }
 
-/* An item has ended: count it and, in a batch, hand it to the caller. */
-static void finish_item(call *k, call_item *it)
-{
-    it->done = 1;
-    k->n_done++;
-    it->result.elapsed_ms = (double)(clock_mono_ms() - k->start_ms);
-    if (k->on_item && k->on_item((size_t)(it - k->items), it->text ? it->text : "", it->len,
-                                 &it->result, k->user) != 0)
-        k->stop = 1;
-}
-
 static void on_done(call *k, const Edgefleet__Done *d)
 {
-    call_item *it = find_item(k, d->request_id, d->batch_index);
+    call_item *it = find_item(k, d->request_id);
     if (!it || it->done)
         return;
     ef_result *r = &it->result;
@@ -151,49 +175,101 @@ static void on_done(call *k, const Edgefleet__Done *d)
     finish_item(k, it);
 }
 
-static void on_error(call *k, const Edgefleet__Error *e)
+/* Tell the coordinator to stop every item that is on the wire and has not ended. Best effort. */
+static void cancel_open_items(call *k)
 {
-    call_item *it = find_item(k, e->request_id, e->batch_index);
-    if (!it || it->done)
-        return;
+    for (size_t i = 0; i < k->n; i++)
+        if (k->items[i].sent && !k->items[i].done)
+            send_cancel(k->c, k->items[i].id);
+}
+
+static int is_our_batch(const call *k, ProtobufCBinaryData id)
+{
+    return k->n_batches > 0 && id.len == CODEC_REQUEST_ID_LEN &&
+           memcmp(id.data, k->batch_tag, CALL_TAG_LEN) == 0;
+}
+
+/* The coordinator refused one of our BatchRequests as a whole, or a frame of ours it could not
+ * name (empty id): end every open item with its code and message, and the call. */
+static int call_refused(call *k, const Edgefleet__Error *e)
+{
+    int code = client_wire_error(e->code);
+    const char *msg = e->message && *e->message ? e->message : ef_strerror(code);
+    cancel_open_items(k); /* items of other BatchRequests may still run */
+    for (size_t i = 0; i < k->n; i++)
+        call_item_fail(k, &k->items[i], code, msg);
+    return client_fail(k->c, code, "the coordinator refused the %s: %s",
+                       k->on_item ? "batch" : "request", msg);
+}
+
+/* An Error: about one item, about a whole BatchRequest or frame of ours (ends the call: returns
+ * its code), or stale (ignored). */
+static int on_error(call *k, const Edgefleet__Error *e)
+{
+    call_item *it = find_item(k, e->request_id);
+    if (!it)
+        return e->request_id.len == 0 || is_our_batch(k, e->request_id) ? call_refused(k, e) : 0;
+    if (it->done)
+        return 0;
     ef_result *r = &it->result;
-    r->status = client_wire_error(e->code);
+    int code = client_wire_error(e->code);
     r->retry_after_ms = e->retry_after_ms;
+    if (code == EF_EBUSY && r->tokens_received == 0 && e->tokens_sent == 0 && k->hooks.on_busy) {
+        it->sent = 0; /* this attempt is over; a resend gets a fresh id */
+        if (k->hooks.on_busy(k, it, e->retry_after_ms))
+            return 0;
+    }
+    r->status = code;
     if (e->tokens_sent > r->tokens_received)
         r->tokens_received = e->tokens_sent;
     snprintf(r->message, sizeof r->message, "%s", e->message ? e->message : "");
     finish_item(k, it);
+    return 0;
 }
 
-/* Tell the coordinator to stop every item that has not ended. Best effort. */
-static void cancel_open_items(call *k)
+static int on_reply(call *k, const envelope *env)
 {
-    for (size_t i = 0; i < k->n; i++) {
-        if (k->items[i].done)
-            continue;
-        Edgefleet__Cancel cn = EDGEFLEET__CANCEL__INIT;
-        cn.request_id.data = k->items[i].id;
-        cn.request_id.len = CODEC_REQUEST_ID_LEN;
-        envelope env = EDGEFLEET__ENVELOPE__INIT;
-        env.body_case = EDGEFLEET__ENVELOPE__BODY_CANCEL;
-        env.cancel = &cn;
-        client_send(k->c, &env);
+    switch (env->body_case) {
+    case EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK:
+        on_chunk(k, env->token_chunk);
+        return 0;
+    case EDGEFLEET__ENVELOPE__BODY_DONE:
+        on_done(k, env->done);
+        return 0;
+    case EDGEFLEET__ENVELOPE__BODY_ERROR:
+        return on_error(k, env->error);
+    default:
+        return 0; /* a stale operator reply, or nothing a call waits for */
     }
 }
 
-/* Read replies until every item has ended, the caller cancels, or the call's time is up. */
-static int call_wait(call *k)
+/* How long to block for a reply: until the call's end or the pump's next wake, at most a second
+ * (then the loop looks again), at least 1 ms so a due wake never spins. */
+static uint32_t wait_slice(uint64_t now, uint64_t end, uint64_t wake)
+{
+    uint64_t until = end < wake ? end : wake;
+    if (until <= now)
+        return 1;
+    return until - now > 1000u ? 1000u : (uint32_t)(until - now);
+}
+
+int call_wait(call *k)
 {
     ef_client_t *c = k->c;
     uint64_t end = c->request_timeout_ms ? k->start_ms + c->request_timeout_ms : UINT64_MAX;
     while (k->n_done < k->n) {
+        uint64_t now = clock_mono_ms(), wake = UINT64_MAX;
+        int rc = k->hooks.pump ? k->hooks.pump(k, now, &wake) : 0;
+        if (rc) {
+            cancel_open_items(k);
+            return rc;
+        }
+        if (k->n_done == k->n)
+            break;
         if (k->stop)
             atomic_store(&c->cancel, 1);
-        uint64_t now = clock_mono_ms();
-        uint64_t left = end > now ? end - now : 0;
-        uint32_t wait = left > 1000u ? 1000u : (uint32_t)left;
         envelope *env = NULL;
-        int rc = client_recv(c, wait, &env);
+        rc = client_recv(c, wait_slice(now, end, wake), &env);
         if (rc == EF_ETIMEDOUT && clock_mono_ms() < end)
             continue;
         if (rc == EF_ECANCELED || rc == EF_ETIMEDOUT) {
@@ -203,13 +279,10 @@ static int call_wait(call *k)
         }
         if (rc)
             return rc;
-        if (env->body_case == EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK)
-            on_chunk(k, env->token_chunk);
-        else if (env->body_case == EDGEFLEET__ENVELOPE__BODY_DONE)
-            on_done(k, env->done);
-        else if (env->body_case == EDGEFLEET__ENVELOPE__BODY_ERROR)
-            on_error(k, env->error);
+        rc = on_reply(k, env);
         codec_free(&env);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -237,10 +310,11 @@ static int single_request(ef_client_t *c, const char *model, const ef_gen_params
     }
     ef_gen_params dp = params ? *params : ef_gen_default_params();
     call_item it = {0};
-    client_random_id(it.id);
+    call_item_new_id(&it, 0);
+    it.deadline_unix_ms = dp.deadline_ms ? clock_unix_ms() + dp.deadline_ms : 0;
     Edgefleet__Request r;
     Edgefleet__SamplingParams sp;
-    request_fill(&r, &sp, model, &dp, it.id, clock_unix_ms());
+    call_request_fill(&r, &sp, model, &dp, &it);
     if (prompt)
         r.prompt = (char *)prompt;
     r.messages = messages;
@@ -251,6 +325,8 @@ static int single_request(ef_client_t *c, const char *model, const ef_gen_params
     env.body_case = EDGEFLEET__ENVELOPE__BODY_REQUEST;
     env.request = &r;
     rc = client_send(c, &env);
+    it.sent = rc == 0;
+    it.attempts = 1;
     if (rc == 0)
         rc = call_wait(&k);
     if (rc == 0 && it.result.status != 0) {
@@ -298,78 +374,5 @@ EF_API int ef_client_chat(ef_client_t *client, const char *model, const ef_chat_
     rc = single_request(client, model, params, NULL, ptrs, n_messages, on_token, user, out);
     free(ptrs);
     free(msgs);
-    return rc;
-}
-
-/* The batch's wire form; its strings are borrowed from the caller's items. */
-typedef struct {
-    Edgefleet__Request *reqs;
-    Edgefleet__Request **ptrs;
-    Edgefleet__SamplingParams *sps;
-    ef_gen_params *params;
-} batch_wire;
-
-static void batch_wire_free(batch_wire *w)
-{
-    free(w->reqs);
-    free(w->ptrs);
-    free(w->sps);
-    free(w->params);
-}
-
-static int batch_send(call *k, const char *model, const ef_batch_item *items)
-{
-    batch_wire w = {calloc(k->n, sizeof *w.reqs), calloc(k->n, sizeof *w.ptrs),
-                    calloc(k->n, sizeof *w.sps), calloc(k->n, sizeof *w.params)};
-    if (!w.reqs || !w.ptrs || !w.sps || !w.params) {
-        batch_wire_free(&w);
-        return EF_ENOMEM;
-    }
-    uint64_t now = clock_unix_ms();
-    for (size_t i = 0; i < k->n; i++) {
-        w.params[i] = items[i].params ? *items[i].params : ef_gen_default_params();
-        client_random_id(k->items[i].id);
-        request_fill(&w.reqs[i], &w.sps[i], model, &w.params[i], k->items[i].id, now);
-        w.reqs[i].prompt = (char *)items[i].prompt;
-        w.reqs[i].batch_index = (uint32_t)i;
-        w.ptrs[i] = &w.reqs[i];
-    }
-    uint8_t batch_id[CODEC_REQUEST_ID_LEN];
-    client_random_id(batch_id);
-    Edgefleet__BatchRequest b = EDGEFLEET__BATCH_REQUEST__INIT;
-    b.batch_id.data = batch_id;
-    b.batch_id.len = sizeof batch_id;
-    b.items = w.ptrs;
-    b.n_items = k->n;
-    envelope env = EDGEFLEET__ENVELOPE__INIT;
-    env.body_case = EDGEFLEET__ENVELOPE__BODY_BATCH;
-    env.batch = &b;
-    int rc = client_send(k->c, &env);
-    batch_wire_free(&w);
-    return rc;
-}
-
-EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batch_item *items,
-                           size_t n_items, ef_item_fn on_item, void *user)
-{
-    if (!client || !model || !*model || !items || n_items == 0 || !on_item)
-        return EF_EINVAL;
-    for (size_t i = 0; i < n_items; i++)
-        if (!items[i].prompt)
-            return EF_EINVAL;
-    int rc = client_call_begin(client);
-    if (rc)
-        return rc;
-    call k = {.c = client, .n = n_items, .on_item = on_item, .user = user};
-    k.items = calloc(n_items, sizeof *k.items);
-    if (!k.items)
-        return EF_ENOMEM;
-    k.start_ms = clock_mono_ms();
-    rc = batch_send(&k, model, items);
-    if (rc == 0)
-        rc = call_wait(&k);
-    for (size_t i = 0; i < n_items; i++)
-        free(k.items[i].text);
-    free(k.items);
     return rc;
 }

@@ -18,15 +18,25 @@
 /* Connect timeout when the params say 0. */
 #define CLIENT_CONNECT_TIMEOUT_DEFAULT_MS 5000u
 
+/* Room for the endpoint string, kept for messages ("nothing answers at tcp://..."). */
+#define CLIENT_ENDPOINT_MAX 256
+
 struct ef_client {
     void *zctx;    /* own context: clients on different threads share nothing */
     void *sock;    /* DEALER to the coordinator's client endpoint */
-    void *monitor; /* PAIR receiving the DEALER's handshake/disconnect events */
+    void *monitor; /* PAIR receiving the DEALER's connect/handshake/disconnect events */
     int connected; /* a CURVE handshake succeeded and no disconnect since */
-    int denied;    /* the coordinator's ZAP handler refused our key */
+    /* What the monitor said about the link while it is not connected (client.c): */
+    int tcp_tried;           /* a TCP connect was started (the host name resolved) */
+    int tcp_up;              /* a TCP connection is open, its handshake not finished */
+    int closed_in_handshake; /* a peer hung up mid-handshake without saying why */
+    uint64_t tcp_up_ms;      /* when that TCP connection was made (monotonic) */
+    int link_error;          /* 0, or the EF_E* a failed handshake means */
+    uint32_t link_value;     /* that event's value: the ZAP status, errno or protocol error */
     uint32_t connect_timeout_ms;
     uint32_t request_timeout_ms;
     atomic_int cancel; /* set by ef_client_cancel from any thread */
+    char endpoint[CLIENT_ENDPOINT_MAX];
     char last_error[256];
 };
 
@@ -34,7 +44,10 @@ struct ef_client {
 int client_fail(ef_client_t *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Wait (up to connect_timeout_ms) until the handshake has succeeded. 0, EF_ENOTCONN, EF_EDENIED. */
+/* Wait (up to connect_timeout_ms) until the handshake has succeeded. Returns 0, or with the
+ * reason in the last error: EF_ENOTCONN (nothing answers, or no handshake in time), EF_EDENIED
+ * (the coordinator refused our key), EF_ECRYPTO (handshake failed: wrong server key or key not
+ * allowed), EF_EPROTO (the peer is not a CURVE ZeroMQ endpoint). */
 int client_wait_connected(ef_client_t *c);
 
 /* Common start of every call and command: clear the cancel flag and the last error, then wait
@@ -49,11 +62,16 @@ int client_wire_error(int32_t code);
 int client_send(ef_client_t *c, envelope *env);
 
 /* Wait until a frame arrives (returns 0 and sets *out; free with codec_free), `wait_ms` pass
- * (EF_ETIMEDOUT), the link drops (EF_ENOTCONN) or the key is refused (EF_EDENIED). Frames that
- * fail to decode are skipped. Returns EF_ECANCELED when the cancel flag is set. */
+ * (EF_ETIMEDOUT), the link drops (EF_ENOTCONN) or a handshake fails (as client_wait_connected).
+ * Frames that fail to decode are skipped. Returns EF_ECANCELED when the cancel flag is set. */
 int client_recv(ef_client_t *c, uint32_t wait_ms, envelope **out);
 
 /* 16 random bytes from libsodium. */
 void client_random_id(uint8_t id[CODEC_REQUEST_ID_LEN]);
+
+/* ef_client_open and ef_client_new: make the client and, when wait is nonzero, wait for the
+ * handshake. 0 with *out, or an EF_E* code with the reason in why (may be NULL). */
+int client_open(const ef_client_params *params, int wait, ef_client_t **out, char *why,
+                size_t why_cap);
 
 #endif

@@ -51,6 +51,15 @@ static int command_run(ef_client_t *c, Edgefleet__CommandKind kind, const char *
             return client_fail(c, rc, "%s",
                                r->message && *r->message ? r->message : ef_strerror(rc));
         }
+        if (reply->body_case == EDGEFLEET__ENVELOPE__BODY_ERROR &&
+            reply->error->request_id.len == 0) {
+            /* The coordinator could not read a frame of ours: this command will get no reply. */
+            rc = client_wire_error(reply->error->code);
+            client_fail(c, rc, "the coordinator refused the command: %s",
+                        *reply->error->message ? reply->error->message : ef_strerror(rc));
+            codec_free(&reply);
+            return rc;
+        }
         codec_free(&reply); /* a stale reply to an earlier call */
     }
 }

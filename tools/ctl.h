@@ -1,15 +1,24 @@
 /* edgefleetctl sub-commands. Each lives in its own tools/ctl_<name>.c and is listed once in the
  * table in edgefleetctl.c. A command gets argv after its own name (argv[0] is the command name)
- * and returns the process exit code: 0 ok, 1 failure, 2 bad arguments. It prints its own errors
- * to stderr. */
+ * and returns the process exit code (CTL_*). It prints its own errors to stderr. */
 #ifndef EF_CTL_H
 #define EF_CTL_H
 
 #include <stdio.h>
 
-#define CTL_OK      0
-#define CTL_FAILED  1
-#define CTL_BAD_ARG 2
+/* Exit codes, told apart so a script knows what to fix (printed by --help, CTL_EXIT_USAGE). */
+#define CTL_OK          0
+#define CTL_FAILED      1 /* the request or command failed */
+#define CTL_BAD_ARG     2 /* bad arguments, key file or endpoint string */
+#define CTL_UNREACHABLE 3 /* no coordinator answers at the endpoint (or the link dropped) */
+#define CTL_REFUSED                                                       \
+    4 /* the coordinator refused us: handshake failed (wrong server key), \
+         key not in its allowlist, or not an operator key */
+
+#define CTL_EXIT_USAGE                                                                      \
+    "exit codes: 0 ok; 1 the request failed; 2 bad arguments, key file or endpoint;\n"      \
+    "  3 nothing answers at the coordinator endpoint; 4 the coordinator refused this key\n" \
+    "  (CURVE handshake failed: wrong server key or key not allowed; or not an operator key)\n"
 
 typedef struct {
     const char *name;

@@ -1,10 +1,7 @@
 /* Implementation of ctl_connect.h: the common options and the client they make. */
 #include "ctl_connect.h"
-#include "ctl.h"
-#include "keys.h"
 
 #include <errno.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -75,40 +72,46 @@ int ctl_connect_parse(int argc, char **argv, const char *optstring, int n_args, 
     return -1;
 }
 
-ef_client_t *ctl_connect(const ctl_connect_opts *o, const char *cmd)
+/* The exit code for a failure to connect: what the user has to fix. */
+static int connect_exit_code(int rc)
 {
+    switch (rc) {
+    case EF_ENOTCONN:
+    case EF_EPROTO:
+        return CTL_UNREACHABLE;
+    case EF_EDENIED:
+    case EF_ECRYPTO:
+        return CTL_REFUSED;
+    case EF_ENOMEM:
+    case EF_EZMQ:
+        return CTL_FAILED;
+    default: /* EF_EINVAL, EF_ENOENT, EF_EIO, EF_EKEY, EF_EKEYPERM: our arguments or files */
+        return CTL_BAD_ARG;
+    }
+}
+
+int ctl_connect(const ctl_connect_opts *o, const char *cmd, ef_client_t **out)
+{
+    *out = NULL;
     if (!o->server_key || !o->key) {
         fprintf(stderr,
                 "edgefleetctl %s: need --server-key and --key (or $EDGEFLEET_SERVER_KEY and "
                 "$EDGEFLEET_KEY)\n",
                 cmd);
-        return NULL;
-    }
-    /* ef_client_new says only that it failed; the key files' own checks (a .key given as
-     * --server-key, a .pub as --key, a FIFO, a 0644 secret) say why, so try them first. */
-    ef_errmsg em = {{0}};
-    char server[KEYS_Z85_LEN + 1];
-    keys_pair kp;
-    int keys_rc = keys_load_public(o->server_key, server, &em);
-    if (keys_rc == 0)
-        keys_rc = keys_load_pair(o->key, &kp, &em);
-    sodium_memzero(&kp, sizeof kp);
-    if (keys_rc != 0) {
-        fprintf(stderr, "edgefleetctl %s: %s\n", cmd, em.msg);
-        return NULL;
+        return CTL_BAD_ARG;
     }
     ef_client_params p = ef_client_default_params();
     p.endpoint = o->coordinator;
     p.server_key_file = o->server_key;
     p.key_file = o->key;
+    p.connect_timeout_ms = o->timeout_ms;
     p.request_timeout_ms = o->timeout_ms;
-    ef_client_t *c = ef_client_new(&p);
-    if (!c)
-        fprintf(stderr,
-                "edgefleetctl %s: cannot use %s or %s as keys, or %s as an endpoint (the secret "
-                "key must be mode 0600)\n",
-                cmd, o->server_key, o->key, o->coordinator);
-    return c;
+    char why[512];
+    int rc = ef_client_open(&p, out, why, sizeof why);
+    if (rc == 0)
+        return CTL_OK;
+    fprintf(stderr, "edgefleetctl %s: %s (%s)\n", cmd, why, ef_err_name(rc));
+    return connect_exit_code(rc);
 }
 
 int ctl_report_failure(const char *cmd, ef_client_t *client, int rc)
@@ -116,5 +119,7 @@ int ctl_report_failure(const char *cmd, ef_client_t *client, int rc)
     const char *why = ef_client_last_error(client);
     fprintf(stderr, "edgefleetctl %s: %s (%s)\n", cmd, *why ? why : ef_strerror(rc),
             ef_err_name(rc));
-    return CTL_FAILED;
+    if (rc == EF_ENOTCONN)
+        return CTL_UNREACHABLE;
+    return rc == EF_EDENIED || rc == EF_ECRYPTO ? CTL_REFUSED : CTL_FAILED;
 }

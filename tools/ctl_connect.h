@@ -4,6 +4,7 @@
 #ifndef EF_CTL_CONNECT_H
 #define EF_CTL_CONNECT_H
 
+#include "ctl.h"
 #include "edgefleet.h"
 
 #include <getopt.h>
@@ -20,12 +21,14 @@ enum { CTL_OPT_COORDINATOR = 256, CTL_OPT_SERVER_KEY, CTL_OPT_KEY, CTL_OPT_TIMEO
         "timeout-ms", required_argument, 0, CTL_OPT_TIMEOUT       \
     }
 
-#define CTL_CONNECT_USAGE                                                                 \
-    "  --coordinator ENDPOINT   client endpoint (default $EDGEFLEET_COORDINATOR, else\n"  \
-    "                           tcp://127.0.0.1:7702)\n"                                  \
-    "  --server-key FILE        the coordinator's .pub (default $EDGEFLEET_SERVER_KEY)\n" \
-    "  --key FILE               this client's .key (default $EDGEFLEET_KEY)\n"            \
-    "  --timeout-ms N           give up after N ms (default: none for generate, 10000 else)\n"
+#define CTL_CONNECT_USAGE                                                                     \
+    "  --coordinator ENDPOINT   client endpoint (default $EDGEFLEET_COORDINATOR, else\n"      \
+    "                           tcp://127.0.0.1:7702)\n"                                      \
+    "  --server-key FILE        the coordinator's .pub (default $EDGEFLEET_SERVER_KEY)\n"     \
+    "  --key FILE               this client's .key (default $EDGEFLEET_KEY)\n"                \
+    "  --timeout-ms N           give up after N ms, waiting for the connection and for the\n" \
+    "                           answer (default: connect 5000; answer none for generate,\n"   \
+    "                           10000 else)\n" CTL_EXIT_USAGE
 
 typedef struct {
     const char *coordinator;
@@ -49,10 +52,12 @@ int ctl_connect_option(ctl_connect_opts *o, int ch, const char *arg, const char 
 int ctl_connect_parse(int argc, char **argv, const char *optstring, int n_args, const char *cmd,
                       ctl_connect_opts *co, int (*usage)(FILE *out, const char *cmd));
 
-/* Make the client. NULL with a message on stderr ("cmd: ..."). */
-ef_client_t *ctl_connect(const ctl_connect_opts *o, const char *cmd);
+/* Make the client and connect (ef_client_open; --timeout-ms bounds the wait). Returns CTL_OK
+ * with *out set, or the exit code (CTL_BAD_ARG, CTL_UNREACHABLE, CTL_REFUSED, CTL_FAILED)
+ * after printing "edgefleetctl CMD: <the cause>" on stderr; *out is NULL then. */
+int ctl_connect(const ctl_connect_opts *o, const char *cmd, ef_client_t **out);
 
-/* Print "edgefleetctl CMD: <why>" for a failed call. Returns CTL_FAILED. */
+/* Print "edgefleetctl CMD: <why> (EF_E...)" for a failed call. Returns its exit code. */
 int ctl_report_failure(const char *cmd, ef_client_t *client, int rc);
 
 #endif

@@ -19,18 +19,19 @@ static int run(int argc, char **argv, int enable)
     if (rc >= 0)
         return rc;
     const char *agent = argv[optind];
-    ef_client_t *client = ctl_connect(&co, cmd);
-    if (!client)
-        return CTL_BAD_ARG;
+    ef_client_t *client = NULL;
+    int code = ctl_connect(&co, cmd, &client);
+    if (code != CTL_OK)
+        return code;
     rc = ef_client_drain(client, agent, enable);
     if (rc == 0)
         printf("agent %s %s\n", agent,
                enable ? "draining: no new work, running requests finish"
                       : "undrained: takes new work");
     else
-        ctl_report_failure(cmd, client, rc);
+        code = ctl_report_failure(cmd, client, rc);
     ef_client_destroy(&client);
-    return rc ? CTL_FAILED : CTL_OK;
+    return code;
 }
 
 int ctl_drain(int argc, char **argv) { return run(argc, argv, 1); }

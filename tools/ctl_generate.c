@@ -118,9 +118,10 @@ int ctl_generate(int argc, char **argv)
     if (rc)
         return rc < 0 ? CTL_OK : rc;
     const char *prompt = argv[argc - 1];
-    ef_client_t *client = ctl_connect(&co, "generate");
-    if (!client)
-        return CTL_BAD_ARG;
+    ef_client_t *client = NULL;
+    int code = ctl_connect(&co, "generate", &client);
+    if (code != CTL_OK)
+        return code;
     g_generating = client;
     struct sigaction sa = {.sa_handler = on_sigint}, old;
     sigaction(SIGINT, &sa, &old);
@@ -141,9 +142,10 @@ int ctl_generate(int argc, char **argv)
     } else if (rc == EF_EBUSY) {
         fprintf(stderr, "edgefleetctl generate: fleet busy; retry after %u ms\n",
                 res.retry_after_ms);
+        code = CTL_FAILED;
     } else {
-        ctl_report_failure("generate", client, rc);
+        code = ctl_report_failure("generate", client, rc);
     }
     ef_client_destroy(&client);
-    return rc ? CTL_FAILED : CTL_OK;
+    return code;
 }

@@ -52,18 +52,19 @@ int ctl_status(int argc, char **argv)
     int rc = ctl_connect_parse(argc, argv, "+h", 0, "status", &co, status_usage);
     if (rc >= 0)
         return rc;
-    ef_client_t *client = ctl_connect(&co, "status");
-    if (!client)
-        return CTL_BAD_ARG;
+    ef_client_t *client = NULL;
+    int code = ctl_connect(&co, "status", &client);
+    if (code != CTL_OK)
+        return code;
     ef_fleet_status *st = NULL;
     rc = ef_client_status(client, &st);
     if (rc == 0) {
         print_agents(st);
         print_queues(st);
     } else {
-        ctl_report_failure("status", client, rc);
+        code = ctl_report_failure("status", client, rc);
     }
     ef_fleet_status_free(&st);
     ef_client_destroy(&client);
-    return rc ? CTL_FAILED : CTL_OK;
+    return code;
 }

@@ -26,7 +26,7 @@ static void usage(FILE *out)
             "help", "this text");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-30s %s\n", commands[i].synopsis, commands[i].summary);
-    fprintf(out, "exit codes: 0 ok, 1 failure, 2 bad arguments\n");
+    fputs(CTL_EXIT_USAGE, out);
 }
 
 int main(int argc, char **argv)

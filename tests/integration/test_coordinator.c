@@ -180,31 +180,6 @@ static int on_item(size_t index, const char *text, size_t len, const ef_result *
     return 0;
 }
 
-static void test_full_queue_gives_fleet_busy_at_once(void **state)
-{
-    world *w = *state;
-    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 1), 0);
-    scripted_agent *a = agent(w, 0, "a1", "a1", 1, 0, 1); /* holds what it gets */
-    assert_int_equal(sa_wait_registered(a, 3000), 1);
-    w->client = fx_client(&w->f, "cli", 10000);
-    /* One runs, one waits (queue of 1), two are refused at once. */
-    ef_batch_item items[4] = {{"p0", NULL}, {"p1", NULL}, {"p2", NULL}, {"p3", NULL}};
-    batch_log b = {.release = a};
-    assert_int_equal(ef_client_batch(w->client, MODEL, items, 4, on_item, &b), 0);
-    assert_int_equal(b.n_calls, 4);
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(b.calls[i], 1);
-    assert_int_equal(b.status[0], 0);
-    assert_int_equal(b.status[1], 0);
-    for (int i = 2; i < 4; i++) {
-        assert_int_equal(b.status[i], EF_EBUSY);
-        assert_true(b.retry_after[i] > 0);
-        assert_true(b.elapsed[i] < 1000.0);
-    }
-    assert_true(b.order[0] >= 2 && b.order[1] >= 2); /* the refusals came first */
-    assert_int_equal(sa_requests(a), 2);
-}
-
 static void test_deadline_passing_in_queue_fails_and_is_never_sent(void **state)
 {
     world *w = *state;
@@ -216,7 +191,10 @@ static void test_deadline_passing_in_queue_fails_and_is_never_sent(void **state)
     soon.deadline_ms = 300;
     ef_batch_item items[2] = {{"runs", NULL}, {"waits", &soon}};
     batch_log b = {.release = a};
-    assert_int_equal(ef_client_batch(w->client, MODEL, items, 2, on_item, &b), 0);
+    ef_batch_result br;
+    assert_int_equal(ef_client_batch(w->client, MODEL, items, 2, on_item, &b, &br), EF_EPARTIAL);
+    assert_int_equal(br.n_failed, 1);
+    assert_int_equal(br.n_ok, 1);
     assert_int_equal(b.status[1], EF_EDEADLINE);
     assert_true(b.elapsed[1] >= 250.0 && b.elapsed[1] < 2000.0);
     assert_int_equal(b.status[0], 0);
@@ -300,6 +278,33 @@ static int wait_requests(scripted_agent *a, int n, int timeout_ms)
     for (int waited = 0; waited < timeout_ms && sa_requests(a) < n; waited += 10)
         ts_sleep_ms(10);
     return sa_requests(a);
+}
+
+/* A generate that finds the model's queue full is refused at once with a retry time. (A batch
+ * is paced by the library instead: tests/integration/test_client.c.) */
+static void test_full_queue_gives_fleet_busy_at_once(void **state)
+{
+    world *w = *state;
+    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 1), 0);
+    scripted_agent *a = agent(w, 0, "a1", "a1", 1, 0, 1); /* holds what it gets */
+    assert_int_equal(sa_wait_registered(a, 3000), 1);
+    async_call runs, waits;
+    async_start(w, &runs, "runs");
+    assert_int_equal(wait_requests(a, 1, 3000), 1);
+    async_start(w, &waits, "waits"); /* takes the queue's one place */
+    assert_true(ts_file_wait_for(w->f.log, "queued (1 waiting)", 3000));
+    w->client = fx_client(&w->f, "cli", 10000);
+    ef_result res;
+    assert_int_equal(ef_client_generate(w->client, MODEL, "refused", NULL, NULL, NULL, &res),
+                     EF_EBUSY);
+    assert_true(res.retry_after_ms > 0);
+    assert_true(res.elapsed_ms < 1000.0);
+    sa_release(a);
+    async_join(&runs);
+    async_join(&waits);
+    assert_int_equal(runs.rc, 0);
+    assert_int_equal(waits.rc, 0);
+    assert_int_equal(sa_requests(a), 2); /* the refused one never reached the agent */
 }
 
 static void test_queued_work_fails_when_no_agent_serves_its_model_any_more(void **state)
@@ -416,7 +421,7 @@ static void test_batch_is_sharded_by_capacity_and_every_item_comes_back_once(voi
     for (int i = 0; i < 12; i++)
         items[i] = (ef_batch_item){"item", NULL};
     batch_log b = {0};
-    assert_int_equal(ef_client_batch(w->client, MODEL, items, 12, on_item, &b), 0);
+    assert_int_equal(ef_client_batch(w->client, MODEL, items, 12, on_item, &b, NULL), 0);
     assert_int_equal(b.n_calls, 12);
     int on_big = 0, on_small = 0;
     for (int i = 0; i < 12; i++) {

@@ -198,7 +198,9 @@ static int count_item(size_t index, const char *text, size_t len, const ef_resul
     return 0;
 }
 
-static void test_full_queue_gives_fleet_busy(void **state)
+/* One slot and one queue place: the coordinator refuses three of the five at once, and the
+ * library holds them and sends them again as the board frees up, so every item completes. */
+static void test_batch_over_a_full_queue_is_paced_until_every_item_completes(void **state)
 {
     fleet *w = *state;
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, 1), 0);
@@ -210,11 +212,14 @@ static void test_full_queue_gives_fleet_busy(void **state)
     for (int i = 0; i < 5; i++)
         items[i] = (ef_batch_item){"Once upon a time", &p};
     int seen[18] = {0};
-    assert_int_equal(ef_client_batch(w->client, w->model, items, 5, count_item, seen), 0);
+    ef_batch_result br;
+    assert_int_equal(ef_client_batch(w->client, w->model, items, 5, count_item, seen, &br), 0);
     for (int i = 0; i < 5; i++)
         assert_int_equal(seen[i], 1);
-    assert_int_equal(seen[16], 3); /* one slot, one queue place: three are refused at once */
-    assert_int_equal(seen[17], 2);
+    assert_int_equal(seen[16], 0); /* no busy refusal reached the caller */
+    assert_int_equal(seen[17], 5);
+    assert_int_equal(br.n_ok, 5);
+    assert_true(br.n_retried >= 3); /* at least the three refused at once went again */
 }
 
 /* A token callback that sends `sig` to the agent at the first piece of text it streams:
@@ -405,7 +410,7 @@ static void test_batch_is_sharded_by_capacity_and_every_item_comes_back_once(voi
         items[i] = (ef_batch_item){"Once upon a time", &p};
     spread s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(ef_client_batch(w->client, w->model, items, 30, tally, &s), 0);
+    assert_int_equal(ef_client_batch(w->client, w->model, items, 30, tally, &s, NULL), 0);
     fprintf(stderr, "batch of 30: big %d, mid %d, small %d\n", s.on_big, s.on_mid, s.on_small);
     for (int i = 0; i < 30; i++)
         assert_int_equal(s.calls[i], 1);
@@ -434,7 +439,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_real_agent_streams_an_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_keys_get_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_full_queue_gives_fleet_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_batch_over_a_full_queue_is_paced_until_every_item_completes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_agent_is_dropped_and_its_client_gets_an_error,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_coordinator_restart_agents_back_within_two_heartbeats,

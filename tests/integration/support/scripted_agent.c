@@ -127,18 +127,27 @@ static void remove_active(scripted_agent *sa, size_t i)
     sa->active[i] = sa->active[--sa->n_active];
 }
 
+static void send_error(scripted_agent *sa, ProtobufCBinaryData id, int code, const char *message)
+{
+    Edgefleet__Error e = EDGEFLEET__ERROR__INIT;
+    e.request_id = id;
+    e.code = code;
+    e.message = (char *)message;
+    envelope env = EDGEFLEET__ENVELOPE__INIT;
+    env.body_case = EDGEFLEET__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    send_env(sa, &env);
+}
+
 static void on_request(scripted_agent *sa, const Edgefleet__Request *rq)
 {
     atomic_fetch_add(&sa->requests, 1);
     if (sa->n_active >= sa->p.slots || sa->n_active >= SA_MAX_ACTIVE) {
-        Edgefleet__Error e = EDGEFLEET__ERROR__INIT;
-        e.request_id = rq->request_id;
-        e.code = EF_EBUSY;
-        e.message = "no free slot";
-        envelope env = EDGEFLEET__ENVELOPE__INIT;
-        env.body_case = EDGEFLEET__ENVELOPE__BODY_ERROR;
-        env.error = &e;
-        send_env(sa, &env);
+        send_error(sa, rq->request_id, EF_EBUSY, "no free slot");
+        return;
+    }
+    if (sa->p.max_tokens && rq->max_tokens > sa->p.max_tokens) {
+        send_error(sa, rq->request_id, EF_ECONTEXT, "max_tokens does not fit the context");
         return;
     }
     sa_request *r = &sa->active[sa->n_active++];

@@ -25,6 +25,8 @@ typedef struct {
     uint32_t token_ms;  /* delay between tokens */
     uint32_t burst;     /* chunks sent each time one is due (a fast board); 0 = 1 */
     uint32_t die_after; /* > 0: after sending this many tokens of a request, fall silent */
+    uint32_t max_tokens; /* > 0: a request asking for more is answered Error{EF_ECONTEXT}, as a
+                            real agent answers one that does not fit its context */
 } sa_params;
 
 scripted_agent *sa_start(const sa_params *p);

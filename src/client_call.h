@@ -1,0 +1,72 @@
+/* libedgefleet's calls: the items of one generate, chat or batch, and the loop that reads the
+ * coordinator's replies into them. client_call.c runs single requests and the loop;
+ * client_batch.c adds pacing through the hooks. Runs on the caller's thread. */
+#ifndef EF_CLIENT_CALL_H
+#define EF_CLIENT_CALL_H
+
+#include "client_internal.h"
+
+/* One request of a call and what has come back for it. */
+typedef struct {
+    uint8_t id[CODEC_REQUEST_ID_LEN]; /* the id of its attempt on the wire (fresh per resend) */
+    int sent;                         /* an attempt is on the wire: replies to id are ours */
+    int done;
+    uint32_t attempts;         /* times sent */
+    uint32_t next_seq;         /* the seq the next TokenChunk must carry */
+    uint64_t deadline_unix_ms; /* fixed at the call's start; 0 = none */
+    ef_result result;
+    char *text; /* batch only: the item's whole output so far (NUL-terminated) */
+    size_t len, cap;
+} call_item;
+
+typedef struct call call;
+
+/* What a batch adds to the loop. NULL hooks: a single request, where busy ends the call. */
+typedef struct {
+    /* In-flight item it was refused as busy before any token: 1 when it is held for a resend
+     * (not ended), 0 to end it with the error. */
+    int (*on_busy)(call *k, call_item *it, uint32_t retry_after_ms);
+    /* Item it has ended (after it was counted, before on_item). */
+    void (*on_end)(call *k, call_item *it);
+    /* Send what is due at now; set *wake_ms to when it should run again (UINT64_MAX: after the
+     * next reply). 0 or an EF_E* code that ends the call. */
+    int (*pump)(call *k, uint64_t now, uint64_t *wake_ms);
+    void *state;
+} call_hooks;
+
+struct call {
+    ef_client_t *c;
+    call_item *items;
+    size_t n, n_done, n_failed;
+    ef_token_fn on_token; /* single requests: stream */
+    ef_item_fn on_item;   /* batches: one callback per ended item */
+    void *user;
+    uint64_t start_ms; /* monotonic */
+    int stop;          /* a callback asked to cancel */
+    /* Batches: the first CALL_TAG_LEN bytes of every BatchRequest id of this call, so an Error
+     * about a refused BatchRequest is known as ours. */
+    uint8_t batch_tag[CODEC_REQUEST_ID_LEN];
+    uint32_t n_batches;
+    call_hooks hooks;
+};
+
+/* Bytes of a batch id that name the call; the rest count its BatchRequests. */
+#define CALL_TAG_LEN 12u
+
+/* A fresh id for item index (random, with the index in its last 4 bytes so a reply finds its
+ * item without a search). */
+void call_item_new_id(call_item *it, size_t index);
+
+/* Fill r from the caller's parameters for item it. Strings are borrowed (protobuf-c wants
+ * char *, and packing only reads them). */
+void call_request_fill(Edgefleet__Request *r, Edgefleet__SamplingParams *sp, const char *model,
+                       const ef_gen_params *p, const call_item *it);
+
+/* End item it with code and message (code 0: completed), as if the fleet had said so. */
+void call_item_fail(call *k, call_item *it, int code, const char *message);
+
+/* Read replies until every item has ended, the caller cancels, or the call's time is up. Returns
+ * 0, or the code that ended the call early (its text in the client's last error). */
+int call_wait(call *k);
+
+#endif
