@@ -189,7 +189,7 @@ static void test_heartbeat_updates_slots_speed_and_drain(void **state)
     assert_true(registry_agent_draining(ag));
     assert_int_equal(ag->last_seen_ms, T0 + 500);
     hb.draining = false;
-    hb.gen_tps = -3; /* nonsense from the wire is "not measured" */
+    hb.gen_tps = -3;       /* nonsense from the wire is "not measured" */
     ml[0].total_slots = 1; /* fewer than declared (a slot failed): taken as it is */
     assert_int_equal(registry_heartbeat(reg, a, &hb, T0 + 600), 0);
     assert_int_equal(ag->models[0].total_slots, 1);

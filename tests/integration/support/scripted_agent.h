@@ -21,10 +21,10 @@ typedef struct {
     const char *model;
     uint32_t slots;
     uint32_t heartbeat_ms;
-    uint32_t tokens;    /* tokens per answer; 0 = hold every request until released */
-    uint32_t token_ms;  /* delay between tokens */
-    uint32_t burst;     /* chunks sent each time one is due (a fast board); 0 = 1 */
-    uint32_t die_after; /* > 0: after sending this many tokens of a request, fall silent */
+    uint32_t tokens;     /* tokens per answer; 0 = hold every request until released */
+    uint32_t token_ms;   /* delay between tokens */
+    uint32_t burst;      /* chunks sent each time one is due (a fast board); 0 = 1 */
+    uint32_t die_after;  /* > 0: after sending this many tokens of a request, fall silent */
     uint32_t max_tokens; /* > 0: a request asking for more is answered Error{EF_ECONTEXT}, as a
                             real agent answers one that does not fit its context */
 } sa_params;
