@@ -68,6 +68,11 @@ flight *flight_new(const Edgefleet__Request *request, const coord_client *client
         f->request->received_tokens = NULL;
         f->request->n_received_tokens = 0;
         f->attempt_tokens = f->n_tokens;
+        /* The call may still run under its old attempt number on an agent that outlived the
+         * old coordinator: a number of our own above 2^31 can never be mistaken for it. */
+        randombytes_buf(&f->attempt, sizeof f->attempt);
+        f->attempt |= 0x80000000u;
+        f->request->attempt = f->attempt;
     }
     memcpy(f->client, client->routing_id, client->routing_id_len);
     f->client_len = client->routing_id_len;
@@ -130,9 +135,10 @@ int flight_resume(flight *f)
     f->request->resume_tokens = ids;
     f->request->n_resume_tokens = f->n_tokens;
     f->attempt++;
+    f->resumes++;
     f->request->attempt = f->attempt;
     f->attempt_tokens = f->n_tokens;
-    f->request->sampling->seed = flight_resume_seed(f->seed0, f->attempt, (uint32_t)f->n_tokens);
+    f->request->sampling->seed = flight_resume_seed(f->seed0, f->resumes, (uint32_t)f->n_tokens);
     return 0;
 }
 

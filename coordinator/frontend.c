@@ -29,8 +29,14 @@ static int request_problem(const Edgefleet__Request *r, char *why, size_t cap)
         return snprintf(why, cap, "request without a prompt or messages"), EF_EINVAL;
     if (r->session_id && strlen(r->session_id) >= SCHED_SESSION_MAX)
         return snprintf(why, cap, "session id too long"), EF_EINVAL;
-    if (r->n_resume_tokens > 0) /* a client's tokens would be decoded unchecked as ours */
-        return snprintf(why, cap, "resume_tokens are set by the coordinator only"), EF_EINVAL;
+    if (r->n_resume_tokens > 0 || r->attempt != 0) /* ours to set: fencing and resumes */
+        return snprintf(why, cap, "resume_tokens and attempt are set by the coordinator only"),
+               EF_EINVAL;
+    if (r->n_received_tokens > FLIGHT_RECEIVED_MAX ||
+        (r->max_tokens && r->n_received_tokens >= r->max_tokens))
+        return snprintf(why, cap, "%zu received tokens (at most %u, and fewer than max_tokens)",
+                        r->n_received_tokens, FLIGHT_RECEIVED_MAX),
+               EF_EINVAL;
     if (r->n_messages > CODEC_MAX_MESSAGES)
         return snprintf(why, cap, "%zu chat messages (at most %u)", r->n_messages,
                         CODEC_MAX_MESSAGES),

@@ -54,7 +54,7 @@ void request_end(coord *c, flight **f_p, const request_outcome *how)
         done.agent_name = (char *)(how->agent ? how->agent : "");
         done.batch_index = f->request->batch_index;
         done.attempt = f->attempt;
-        done.resumes = f->attempt;
+        done.resumes = f->resumes;
         for (uint32_t i = 0; i < f->n_agents; i++)
             agents[i] = f->agents[i];
         done.agents = agents;
@@ -131,9 +131,9 @@ static int send_placed(coord *c, const sched_dispatch *d, uint64_t now)
     char what[96];
     if (rc == 0) {
         flight_served_by(f, a ? a->name : "?");
-        if (f->attempt)
-            snprintf(what, sizeof what, "resumed (attempt %u, after %zu tokens) -> agent",
-                     f->attempt, f->n_tokens);
+        if (f->n_tokens)
+            snprintf(what, sizeof what, "resumed (resume %u, after %zu tokens) -> agent",
+                     f->resumes, f->n_tokens);
         else
             snprintf(what, sizeof what, "after %llu ms queued -> agent",
                      (unsigned long long)(now - f->received_ms));

@@ -54,6 +54,7 @@ typedef struct flight {
     size_t n_tokens, cap_tokens;
     uint64_t received_ms;  /* monotonic arrival time, for log lines */
     uint32_t attempt;      /* the Request.attempt in force: replies of any other are stale */
+    uint32_t resumes;      /* times the stream moved to another agent (Done.resumes) */
     size_t attempt_tokens; /* tokens relayed when this attempt started */
     uint64_t seed0;        /* the seed of attempt 0: each resume's seed derives from it */
     uint32_t n_agents;     /* agents that served a part of it, in order (Done.agents) */

@@ -155,7 +155,7 @@ void request_on_error(coord *c, const registry_agent *a, const Edgefleet__Error 
 static int resumable(const coord *c, const flight *f)
 {
     uint32_t max = f->request->max_tokens;
-    return f->state == FLIGHT_RUNNING && f->attempt < c->cfg.max_resumes &&
+    return f->state == FLIGHT_RUNNING && f->resumes < c->cfg.max_resumes &&
            (max == 0 || f->n_tokens < max) && f->n_tokens < FLIGHT_RECEIVED_MAX;
 }
 
@@ -178,8 +178,8 @@ static size_t resume_all(coord *c, agent_id_t agent, const char *name, const cha
             continue;
         char hex[33];
         log_warn("request %s: agent %s lost (%s) after %zu tokens; resuming it elsewhere "
-                 "(attempt %u of at most %u)",
-                 codec_id_hex(f->request->request_id, hex), name, why, f->n_tokens, f->attempt,
+                 "(resume %u of at most %u)",
+                 codec_id_hex(f->request->request_id, hex), name, why, f->n_tokens, f->resumes,
                  c->cfg.max_resumes);
         resumed++;
     }
@@ -198,11 +198,11 @@ static void lost_message(const coord *c, const flight *f, const char *name, cons
         if (w > 0)
             used += (size_t)w;
     }
-    if (f->attempt >= c->cfg.max_resumes && c->cfg.max_resumes > 0)
+    if (f->resumes >= c->cfg.max_resumes && c->cfg.max_resumes > 0)
         snprintf(msg, cap,
                  "agent %s lost mid-request (%s) after %zu tokens; resumed %u times already "
                  "(agents %s): giving up",
-                 name, why, f->n_tokens, f->attempt, tried);
+                 name, why, f->n_tokens, f->resumes, tried);
     else
         snprintf(msg, cap, "agent %s lost mid-request (%s) after %zu tokens (agents %s)", name, why,
                  f->n_tokens, tried);

@@ -178,6 +178,9 @@ typedef struct {
     double elapsed_ms;          /* the whole call as the client saw it */
     char agent[64];             /* name of the agent that served it; "" if none did */
     char message[160];          /* the fleet's error message; "" on success */
+    uint32_t resumes;           /* times the stream moved to another agent (its agent was lost)
+                                   or was sent again (the coordinator restarted); 0 = none */
+    char agents[256];           /* every agent that served a part, in order, comma-separated */
 } ef_result;
 
 /* Called with each piece of text as it arrives (len bytes, not NUL-terminated; a piece may end

@@ -5,6 +5,7 @@
  * EF_EPROTO and cancels it on the fleet. An Error about a whole BatchRequest of this call, or one
  * with no id at all, ends the call. Runs on the caller's thread; see include/edgefleet.h. */
 #include "client_call.h"
+#include "grow.h"
 #include "clock.h"
 
 #include <sodium.h>
@@ -143,6 +144,12 @@ static void on_chunk(call *k, const Edgefleet__TokenChunk *tc)
         return;
     }
     it->next_seq += (uint32_t)tc->n_token_ids;
+    if (k->resend && tc->n_token_ids &&
+        grow_array((void **)&it->tokens, &it->tokens_cap, it->n_tokens + tc->n_token_ids,
+                   sizeof *it->tokens) == 0) {
+        memcpy(it->tokens + it->n_tokens, tc->token_ids, tc->n_token_ids * sizeof *it->tokens);
+        it->n_tokens += tc->n_token_ids;
+    }
     size_t len = strlen(tc->text);
     it->result.tokens_received += tc->n_token_ids ? (uint32_t)tc->n_token_ids : (len ? 1u : 0u);
     set_agent(&it->result, tc->agent_name);
@@ -170,6 +177,14 @@ static void on_done(call *k, const Edgefleet__Done *d)
     }
     r->seed = d->seed;
     set_agent(r, d->agent_name);
+    r->resumes += d->resumes; /* plus our own re-sends, counted when made */
+    size_t used = strlen(r->agents);
+    for (size_t i = 0; i < d->n_agents && used < sizeof r->agents; i++) {
+        int w = snprintf(r->agents + used, sizeof r->agents - used, "%s%s", used ? "," : "",
+                         d->agents[i]);
+        if (w > 0)
+            used += (size_t)w;
+    }
     if (d->finish == EDGEFLEET__FINISH_REASON__FINISH_CANCELLED)
         r->status = EF_ECANCELED;
     finish_item(k, it);
@@ -253,6 +268,40 @@ static uint32_t wait_slice(uint64_t now, uint64_t end, uint64_t wake)
     return until - now > 1000u ? 1000u : (uint32_t)(until - now);
 }
 
+/* The coordinator link broke mid-call (its restart): wait for the link to come back within
+ * the call's time (or the connect timeout when the call has none), then send the request again,
+ * same id, with the tokens already received, so the stream goes on where it stopped. 0 when
+ * re-sent, else the code that ends the call. */
+static int call_resend(call *k, uint64_t end)
+{
+    ef_client_t *c = k->c;
+    call_item *it = &k->items[0];
+    if (!k->resend || k->resends >= CALL_RESENDS_MAX || it->done || k->stop)
+        return EF_ENOTCONN;
+    uint64_t now = clock_mono_ms();
+    uint32_t saved = c->connect_timeout_ms;
+    if (end != UINT64_MAX)
+        c->connect_timeout_ms = end > now ? (uint32_t)(end - now) : 1;
+    int rc = client_wait_connected(c);
+    c->connect_timeout_ms = saved;
+    if (rc != 0)
+        return client_fail(c, EF_ENOTCONN,
+                           "lost the connection to the coordinator mid-call; "
+                           "it did not come back in time");
+    k->resend->received_tokens = it->tokens;
+    k->resend->n_received_tokens = it->n_tokens;
+    envelope env = EDGEFLEET__ENVELOPE__INIT;
+    env.body_case = EDGEFLEET__ENVELOPE__BODY_REQUEST;
+    env.request = k->resend;
+    rc = client_send(c, &env);
+    if (rc == 0) {
+        k->resends++;
+        it->result.resumes++;
+        it->attempts++;
+    }
+    return rc;
+}
+
 int call_wait(call *k)
 {
     ef_client_t *c = k->c;
@@ -277,6 +326,8 @@ int call_wait(call *k)
             return client_fail(c, rc, rc == EF_ECANCELED ? "cancelled" : "no answer within %u ms",
                                c->request_timeout_ms);
         }
+        if (rc == EF_ENOTCONN && call_resend(k, end) == 0)
+            continue;
         if (rc)
             return rc;
         rc = on_reply(k, env);
@@ -319,7 +370,7 @@ static int single_request(ef_client_t *c, const char *model, const ef_gen_params
         r.prompt = (char *)prompt;
     r.messages = messages;
     r.n_messages = n_messages;
-    call k = {.c = c, .items = &it, .n = 1, .on_token = on_token, .user = user};
+    call k = {.c = c, .items = &it, .n = 1, .on_token = on_token, .user = user, .resend = &r};
     k.start_ms = clock_mono_ms();
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_REQUEST;
@@ -338,6 +389,7 @@ static int single_request(ef_client_t *c, const char *model, const ef_gen_params
         it.result.status = rc;
     if (out)
         *out = it.result;
+    free(it.tokens);
     return rc;
 }
 

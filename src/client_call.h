@@ -17,6 +17,8 @@ typedef struct {
     ef_result result;
     char *text; /* batch only: the item's whole output so far (NUL-terminated) */
     size_t len, cap;
+    int32_t *tokens; /* single requests: the token ids received, for a re-send */
+    size_t n_tokens, tokens_cap;
 } call_item;
 
 typedef struct call call;
@@ -48,7 +50,14 @@ struct call {
     uint8_t batch_tag[CODEC_REQUEST_ID_LEN];
     uint32_t n_batches;
     call_hooks hooks;
+    /* Single requests: the Request on the wire, sent again with the tokens received so far
+     * when the coordinator link breaks mid-call (its restart costs the caller nothing). */
+    Edgefleet__Request *resend;
+    uint32_t resends;
 };
+
+/* Times one call is sent again after its coordinator link broke. */
+#define CALL_RESENDS_MAX 3
 
 /* Bytes of a batch id that name the call; the rest count its BatchRequests. */
 #define CALL_TAG_LEN 12u

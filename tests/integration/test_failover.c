@@ -172,6 +172,17 @@ static ef_gen_params greedy(uint32_t max_tokens)
     return p;
 }
 
+/* Wait for the coordinator to die (the test kills it), then start it again on its ports. */
+static void *restart_when_dead(void *arg)
+{
+    world *w = arg;
+    if (ts_wait_exit(w->f.coord_pid, 30000) < 0)
+        return NULL;
+    ts_sleep_ms(300); /* a real restart takes a moment: the client must wait it out */
+    fx_start_coordinator(&w->f, HB_MS, LIVENESS, 16);
+    return NULL;
+}
+
 /* ---- a fault in the middle of one stream --------------------------------------------------- */
 
 typedef struct {
@@ -286,6 +297,34 @@ static void test_a_stream_resumed_too_often_fails_naming_every_agent(void **stat
     snprintf(first, sizeof first, "board%d", ft.victim[0]);
     assert_non_null(strstr(r.message, first));
     assert_true(r.tokens_received >= ft.pieces); /* a piece holds one token or more */
+}
+
+/* The coordinator dies mid-call and comes back: libedgefleet sends the call again with what it
+ * has, and the new coordinator continues the stream after it. */
+static void test_a_coordinator_killed_and_restarted_mid_call_loses_nothing(void **state)
+{
+    world *w = *state;
+    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, 16), 0);
+    start_agent(w, 0);
+    start_agent(w, 1);
+    wait_fleet(w, 2);
+    char restart[64];
+    snprintf(restart, sizeof restart, "kill -KILL %d", (int)w->f.coord_pid);
+    fault ft = {.w = w, .fault_at = {5, 0}, .cmd = restart, .victim = {-1, -1}};
+    ef_client_t *c = fx_client(&w->f, "cli", 60000);
+    ef_gen_params g = greedy(900);
+    ef_result r;
+    /* The kill happens inside the stream; the restart from a second thread once it is dead. */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, restart_when_dead, w), 0);
+    int rc = ef_client_generate(c, w->model, "Once upon a time", &g, on_piece, &ft, &r);
+    pthread_join(t, NULL);
+    ef_client_destroy(&c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.tokens_received, r.completion_tokens);
+    assert_true(r.resumes >= 1);
+    if (r.finish == EF_FINISH_LENGTH)
+        assert_int_equal(r.completion_tokens, 900);
 }
 
 /* ---- a network partition -------------------------------------------------------------------- */
@@ -425,6 +464,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_stream_resumed_too_often_fails_naming_every_agent,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_coordinator_killed_and_restarted_mid_call_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_partitioned_agent_loses_its_stream_to_another_and_rejoins_when_healed, setup,
             teardown),
