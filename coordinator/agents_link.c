@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How long after start requests for models no agent declared yet are queued, not refused. */
+#define COORD_STARTUP_GRACE_MS 10000u
 /* Liveness checks per heartbeat interval. */
 #define LINK_SWEEPS_PER_INTERVAL 4
 
@@ -299,6 +301,10 @@ static void on_heartbeat_timer(uv_timer_t *t)
     uint64_t now = clock_mono_ms();
     drop_dead(c, now);
     request_fail_orphans(c);
+    if (c->startup_until_ms && now >= c->startup_until_ms) {
+        c->startup_until_ms = 0;
+        scheduler_set_queue_unknown_models(c->scheduler, false);
+    }
     if (now >= c->next_sweep_ms) {
         c->next_sweep_ms = now + PEERS_SWEEP_MS;
         peers_sweep(c);
@@ -347,6 +353,10 @@ int agents_link_open(coord *c, ef_errmsg *em)
     /* No ZMQ_ROUTER_HANDOVER: with it a peer that picks another's routing id takes its link
      * over, and libzmq 4.3 could abort the whole coordinator on the race (two boards that both
      * used their host name). Agents no longer choose routing ids at all. */
+    /* Boards reconnect with backoff (up to a few seconds each) after we start: calls re-sent
+     * by clients meanwhile wait for their model rather than fail (the orphan grace bounds it). */
+    c->startup_until_ms = clock_mono_ms() + COORD_STARTUP_GRACE_MS;
+    scheduler_set_queue_unknown_models(c->scheduler, true);
     c->heartbeat_timer.data = c->peers_timer.data = c;
     uv_timer_init(c->loop, &c->heartbeat_timer);
     uv_timer_init(c->loop, &c->peers_timer);

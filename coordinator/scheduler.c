@@ -561,6 +561,12 @@ size_t scheduler_agent_gone(scheduler_t *self, agent_id_t agent, sched_request *
     return n;
 }
 
+void scheduler_set_queue_unknown_models(scheduler_t *self, bool queue)
+{
+    if (self)
+        self->params.queue_unknown_models = queue;
+}
+
 size_t scheduler_inflight_on(const scheduler_t *self, agent_id_t agent, uint64_t *tickets,
                              size_t cap)
 {

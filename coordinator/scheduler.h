@@ -247,6 +247,10 @@ int scheduler_plan_split(scheduler_t *self, const char *model, uint32_t n, uint6
                          agent_id_t *agents_out, uint32_t *counts_out, size_t cap,
                          size_t *n_agents_out);
 
+/* Change params.queue_unknown_models (the daemon queues unknown models while its fleet is
+ * still reconnecting after a start, then refuses them). */
+void scheduler_set_queue_unknown_models(scheduler_t *self, bool queue);
+
 /* Suggested retry delay for a client refused with EF_EBUSY: the time the fleet needs to work
  * off the model's queue (queued tokens over the sum of total_slots x speed of the candidates).
  * Always in [100, 600000] ms. */
