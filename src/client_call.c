@@ -278,6 +278,14 @@ static int call_resend(call *k, uint64_t end)
     call_item *it = &k->items[0];
     if (!k->resend || k->resends >= CALL_RESENDS_MAX || it->done || k->stop)
         return EF_ENOTCONN;
+    /* What the old link delivered before it broke comes first: it moves next_seq on. */
+    envelope *env = NULL;
+    while (!it->done && client_recv_queued(c, &env) == 0) {
+        on_reply(k, env);
+        codec_free(&env);
+    }
+    if (it->done)
+        return 0;
     uint64_t now = clock_mono_ms();
     uint32_t saved = c->connect_timeout_ms;
     if (end != UINT64_MAX)
@@ -288,12 +296,18 @@ static int call_resend(call *k, uint64_t end)
         return client_fail(c, EF_ENOTCONN,
                            "lost the connection to the coordinator mid-call; "
                            "it did not come back in time");
+    while (!it->done && client_recv_queued(c, &env) == 0) {
+        on_reply(k, env);
+        codec_free(&env);
+    }
+    if (it->done)
+        return 0;
     k->resend->received_tokens = it->tokens;
     k->resend->n_received_tokens = it->n_tokens;
-    envelope env = EDGEFLEET__ENVELOPE__INIT;
-    env.body_case = EDGEFLEET__ENVELOPE__BODY_REQUEST;
-    env.request = k->resend;
-    rc = client_send(c, &env);
+    envelope req = EDGEFLEET__ENVELOPE__INIT;
+    req.body_case = EDGEFLEET__ENVELOPE__BODY_REQUEST;
+    req.request = k->resend;
+    rc = client_send(c, &req);
     if (rc == 0) {
         k->resends++;
         it->result.resumes++;

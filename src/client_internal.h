@@ -65,6 +65,9 @@ int client_send(ef_client_t *c, envelope *env);
  * (EF_ETIMEDOUT), the link drops (EF_ENOTCONN) or a handshake fails (as client_wait_connected).
  * Frames that fail to decode are skipped. Returns EF_ECANCELED when the cancel flag is set. */
 int client_recv(ef_client_t *c, uint32_t wait_ms, envelope **out);
+/* A frame already queued on the socket, whatever the link's state (0 and *out), or 1 when none
+ * is: what arrived before a link broke is read before the call is sent again. */
+int client_recv_queued(ef_client_t *c, envelope **out);
 
 /* 16 random bytes from libsodium. */
 void client_random_id(uint8_t id[CODEC_REQUEST_ID_LEN]);

@@ -200,6 +200,18 @@ static int recv_one(ef_client_t *c, envelope **out)
     return rc ? 1 : 0;
 }
 
+int client_recv_queued(ef_client_t *c, envelope **out)
+{
+    *out = NULL;
+    for (;;) {
+        zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 0) <= 0 || !(it.revents & ZMQ_POLLIN))
+            return 1;
+        if (recv_one(c, out) == 0)
+            return 0;
+    }
+}
+
 int client_recv(ef_client_t *c, uint32_t wait_ms, envelope **out)
 {
     *out = NULL;
