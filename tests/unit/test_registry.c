@@ -249,6 +249,73 @@ static void test_full_table_refuses_with_ebusy(void **state)
     registry_destroy(&reg);
 }
 
+/* A Register with a boot id and a model file hash, from routing id `rid`. */
+static int add_boot(registry_t *reg, const char *key, const char *rid, uint8_t boot, uint8_t sha,
+                    uint64_t now, agent_id_t *id, agent_id_t *gone, ef_errmsg *em)
+{
+    uint8_t boot_id[REGISTRY_BOOT_ID_LEN], file[REGISTRY_SHA256_LEN];
+    memset(boot_id, boot, sizeof boot_id);
+    memset(file, sha, sizeof file);
+    registry_model_decl m = {.name = "tiny", .n_slots = 2, .sha256 = file};
+    registry_registration r = {.name = key + 7, /* "agents/x" is x */
+                               .key_id = key,
+                               .boot_id = boot_id,
+                               .hostname = rid,
+                               .routing_id = (const uint8_t *)rid,
+                               .routing_id_len = strlen(rid),
+                               .models = &m,
+                               .n_models = 1};
+    return registry_register(reg, &r, now, id, gone, em);
+}
+
+static void test_the_same_process_on_a_new_link_keeps_its_entry_and_credits(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    agent_id_t a, again, gone;
+    ef_errmsg em = {{0}};
+    assert_int_equal(add_boot(reg, "agents/a", "link-1", 7, 1, T0, &a, &gone, &em), 0);
+    assert_int_equal(registry_credit_take(reg, a, 0), 0);
+    assert_int_equal(add_boot(reg, "agents/a", "link-2", 7, 1, T0 + 10, &again, &gone, &em), 0);
+    assert_int_equal(again, a); /* its requests go on: same id, credits kept */
+    assert_int_equal(gone, AGENT_ID_NONE);
+    assert_int_equal(registry_get(reg, a)->models[0].inflight, 1);
+    assert_int_equal(registry_find_routing_id(reg, (const uint8_t *)"link-2", 6), a);
+    assert_int_equal(registry_find_routing_id(reg, (const uint8_t *)"link-1", 6), AGENT_ID_NONE);
+    registry_destroy(&reg);
+}
+
+static void test_a_copy_of_a_live_key_is_refused_and_a_restart_replaces(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    agent_id_t a, b, gone;
+    ef_errmsg em = {{0}};
+    assert_int_equal(add_boot(reg, "agents/a", "link-1", 7, 1, T0, &a, &gone, &em), 0);
+    assert_int_equal(add_boot(reg, "agents/a", "clone", 8, 1, T0 + 10, &b, &gone, &em),
+                     EF_EDUPLICATE);
+    assert_non_null(strstr(em.msg, "copy of that key"));
+    assert_non_null(strstr(em.msg, "link-1")); /* the live board's host */
+    assert_non_null(strstr(em.msg, "clone"));  /* and the newcomer's */
+    assert_non_null(registry_get(reg, a));
+    /* Once the first is silent past its window, another boot is a restart: it replaces. */
+    assert_int_equal(add_boot(reg, "agents/a", "link-3", 8, 1, T0 + 3000, &b, &gone, &em), 0);
+    assert_int_equal(gone, a);
+    assert_int_not_equal(b, a);
+    registry_destroy(&reg);
+}
+
+static void test_one_model_name_means_one_file_across_the_fleet(void **state)
+{
+    registry_t *reg = registry_new(NULL);
+    agent_id_t a, b, gone;
+    ef_errmsg em = {{0}};
+    assert_int_equal(add_boot(reg, "agents/a", "l-a", 1, 0x11, T0, &a, &gone, &em), 0);
+    assert_int_equal(add_boot(reg, "agents/b", "l-b", 2, 0x22, T0, &b, &gone, &em), EF_EMODEL);
+    assert_non_null(strstr(em.msg, "another file"));
+    assert_non_null(strstr(em.msg, "11111111"));
+    assert_int_equal(add_boot(reg, "agents/b", "l-b", 2, 0x11, T0, &b, &gone, &em), 0);
+    registry_destroy(&reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +329,9 @@ int main(void)
         cmocka_unit_test(test_credits_are_total_slots_minus_inflight),
         cmocka_unit_test(test_median_speed_ignores_unmeasured_agents),
         cmocka_unit_test(test_full_table_refuses_with_ebusy),
+        cmocka_unit_test(test_the_same_process_on_a_new_link_keeps_its_entry_and_credits),
+        cmocka_unit_test(test_a_copy_of_a_live_key_is_refused_and_a_restart_replaces),
+        cmocka_unit_test(test_one_model_name_means_one_file_across_the_fleet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
