@@ -174,17 +174,14 @@ int delivery_chunk(coord *c, flight *f, const Edgefleet__TokenChunk *tc)
         if (rc != EF_EBUSY)
             return rc == EF_ENOTCONN ? rc : 0;
     }
+    /* Only the timer offers a backlog again: re-encoding it for every chunk that arrives would
+     * let one slow reader cost us its whole backlog per token. */
     flight_backlog *b = backlog_of(c, f);
-    int rc = b ? backlog_add_chunk(b, tc) : EF_ENOMEM;
-    if (rc != 0) { /* past the bound: what waits is dropped, the caller ends the request */
-        if (b)
-            backlog_drop_chunk(b);
-        return EF_ESTALLED;
-    }
-    rc = backlog_flush(c, f);
-    if (rc == 0)
-        backlog_free(c, f);
-    return rc == EF_ENOTCONN ? rc : 0;
+    if (b && backlog_add_chunk(b, tc) == 0)
+        return 0;
+    if (b) /* past the bound: what waits is dropped, the caller ends the request */
+        backlog_drop_chunk(b);
+    return EF_ESTALLED;
 }
 
 void delivery_end(coord *c, flight **f_p, envelope *env)

@@ -66,7 +66,8 @@ static int teardown(void **state)
 }
 
 static scripted_agent *scripted_burst(world *w, size_t i, const char *key, uint32_t slots,
-                                      uint32_t tokens, uint32_t token_ms, uint32_t burst)
+                                      uint32_t tokens, uint32_t token_ms, uint32_t burst,
+                                      uint32_t text_bytes)
 {
     char key_file[512];
     fx_key_path(&w->f, key, "key", key_file, sizeof key_file);
@@ -78,7 +79,8 @@ static scripted_agent *scripted_burst(world *w, size_t i, const char *key, uint3
                    .heartbeat_ms = HB_MS,
                    .tokens = tokens,
                    .token_ms = token_ms,
-                   .burst = burst};
+                   .burst = burst,
+                   .text_bytes = text_bytes};
     w->sa[i] = sa_start(&p);
     assert_non_null(w->sa[i]);
     assert_int_equal(sa_wait_registered(w->sa[i], 3000), 1);
@@ -88,7 +90,7 @@ static scripted_agent *scripted_burst(world *w, size_t i, const char *key, uint3
 static scripted_agent *scripted(world *w, size_t i, const char *key, uint32_t slots,
                                 uint32_t tokens, uint32_t token_ms)
 {
-    return scripted_burst(w, i, key, slots, tokens, token_ms, 1);
+    return scripted_burst(w, i, key, slots, tokens, token_ms, 1, 0);
 }
 
 /* A real agent process with keys/KEY.key; name NULL = ask for none. */
@@ -384,9 +386,10 @@ static void test_a_client_that_stops_reading_loses_only_its_own_request(void **s
     w->f.extra[0] = "--client-stall-ms";
     w->f.extra[1] = "1000";
     assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 16), 0);
-    /* One slot and an endless answer at ~40,000 tokens/s: the link's queue and the kernel's
-     * buffers fill within seconds, then the backlog's bound or the stall ends it. */
-    scripted_burst(w, 0, "a1", 1, 2000000, 0, 200);
+    /* One slot and an endless answer of 1 KB tokens as fast as it can: the link's queue and the
+     * kernel's buffers fill within seconds (also on a slow or sanitized build), then the
+     * backlog's bound or the stall ends it. */
+    scripted_burst(w, 0, "a1", 1, 2000000, 0, 200, 1024);
     raw_peer *p = rp_open(&w->f, w->f.clients_ep, "cli", 4);
     uint8_t id[16] = {0x52};
     send_request(p, id, MODEL, 2000000);

@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #define SA_MAX_ACTIVE 64
+#define SA_TEXT_MAX   4096 /* bytes of text one scripted token may carry */
 
 typedef struct {
     uint8_t id[CODEC_REQUEST_ID_LEN];
@@ -103,9 +104,13 @@ static void send_done(scripted_agent *sa, const uint8_t *id, int finish, uint32_
 
 static int send_chunk(scripted_agent *sa, sa_request *r)
 {
-    char text[16];
+    char text[SA_TEXT_MAX + 1];
     int32_t tok = (int32_t)r->sent + 1;
-    snprintf(text, sizeof text, " t%u", r->sent);
+    int n = snprintf(text, sizeof text, " t%u", r->sent);
+    uint32_t want = sa->p.text_bytes < SA_TEXT_MAX ? sa->p.text_bytes : SA_TEXT_MAX;
+    while (n >= 0 && (uint32_t)n < want) /* a wordy token: bytes fill a link faster */
+        text[n++] = 'x';
+    text[n > 0 ? n : 0] = '\0';
     Edgefleet__TokenChunk tc = EDGEFLEET__TOKEN_CHUNK__INIT;
     tc.request_id.data = r->id;
     tc.request_id.len = CODEC_REQUEST_ID_LEN;

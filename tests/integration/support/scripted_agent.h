@@ -24,6 +24,7 @@ typedef struct {
     uint32_t tokens;     /* tokens per answer; 0 = hold every request until released */
     uint32_t token_ms;   /* delay between tokens */
     uint32_t burst;      /* chunks sent each time one is due (a fast board); 0 = 1 */
+    uint32_t text_bytes; /* each token's text padded to this many bytes (at most 4096) */
     uint32_t die_after;  /* > 0: after sending this many tokens of a request, fall silent */
     uint32_t max_tokens; /* > 0: a request asking for more is answered Error{EF_ECONTEXT}, as a
                             real agent answers one that does not fit its context */
