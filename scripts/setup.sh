@@ -24,7 +24,8 @@ if [ "${1:-}" = "--print" ]; then echo "$PREFIX"; exit 0; fi
 # Debian packages. Names only; apt resolves versions from the Debian 12 archive.
 PKGS=(build-essential cmake pkg-config git ca-certificates clang clang-format
       libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev libuv1-dev
-      libcjson-dev libinih-dev libcmocka-dev)
+      libcjson-dev libinih-dev libcmocka-dev
+      iproute2)  # ip netns + veth: the failover tests partition an agent in a namespace
 step="apt packages"
 missing=()
 for p in "${PKGS[@]}"; do
