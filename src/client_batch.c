@@ -79,6 +79,9 @@ static int wire_add(call *k, batch *b, size_t i)
     Edgefleet__SamplingParams sp;
     call_request_fill(&r, &sp, b->model, &p, it);
     r.prompt = (char *)b->items[i].prompt;
+    /* Sent again after the coordinator restarted: it goes on after what it has. */
+    r.received_tokens = it->tokens;
+    r.n_received_tokens = it->n_tokens;
     size_t size = edgefleet__request__get_packed_size(&r) + CLIENT_BATCH_ITEM_SLACK;
     const size_t budget = CODEC_MAX_FRAME_DEFAULT - CLIENT_BATCH_FRAME_SLACK;
     if (size > budget) {
@@ -100,7 +103,8 @@ static int wire_add(call *k, batch *b, size_t i)
     b->wire_bytes += size;
     pace_sent(&b->pace, i);
     it->sent = 1;
-    it->next_seq = 0;
+    it->next_seq = (uint32_t)it->n_tokens;
+    it->attempt_tokens = it->n_tokens;
     it->result.retry_after_ms = 0; /* set again if this attempt is refused too */
     if (it->attempts++ > 0)
         b->n_retried++;
@@ -218,7 +222,12 @@ EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batc
         rc = client_call_begin(client);
     if (rc)
         return rc;
-    call k = {.c = client, .n = n_items, .on_item = on_item, .user = user, .start_ms = start};
+    call k = {.c = client,
+              .n = n_items,
+              .on_item = on_item,
+              .user = user,
+              .start_ms = start,
+              .keep_tokens = 1};
     k.items = calloc(n_items, sizeof *k.items);
     batch *b = calloc(1, sizeof *b);
     if (!k.items || !b) {
@@ -235,8 +244,10 @@ EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batc
         out->n_retried = b->n_retried;
         out->elapsed_ms = (double)(clock_mono_ms() - start);
     }
-    for (size_t i = 0; i < n_items; i++)
+    for (size_t i = 0; i < n_items; i++) {
         free(k.items[i].text);
+        free(k.items[i].tokens);
+    }
     free(k.items);
     free(b);
     return rc;

@@ -144,7 +144,7 @@ static void on_chunk(call *k, const Edgefleet__TokenChunk *tc)
         return;
     }
     it->next_seq += (uint32_t)tc->n_token_ids;
-    if (k->resend && tc->n_token_ids &&
+    if (k->keep_tokens && tc->n_token_ids &&
         grow_array((void **)&it->tokens, &it->tokens_cap, it->n_tokens + tc->n_token_ids,
                    sizeof *it->tokens) == 0) {
         memcpy(it->tokens + it->n_tokens, tc->token_ids, tc->n_token_ids * sizeof *it->tokens);
@@ -229,7 +229,10 @@ static int on_error(call *k, const Edgefleet__Error *e)
     ef_result *r = &it->result;
     int code = client_wire_error(e->code);
     r->retry_after_ms = e->retry_after_ms;
-    if (code == EF_EBUSY && r->tokens_received == 0 && e->tokens_sent == 0 && k->hooks.on_busy) {
+    /* Busy before this attempt streamed anything (after a coordinator restart an item may hold
+     * tokens of an earlier attempt): held for a resend, not failed. */
+    if (code == EF_EBUSY && it->n_tokens == it->attempt_tokens &&
+        e->tokens_sent <= it->attempt_tokens && k->hooks.on_busy) {
         it->sent = 0; /* this attempt is over; a resend gets a fresh id */
         if (k->hooks.on_busy(k, it, e->retry_after_ms))
             return 0;
@@ -268,23 +271,44 @@ static uint32_t wait_slice(uint64_t now, uint64_t end, uint64_t wake)
     return until - now > 1000u ? 1000u : (uint32_t)(until - now);
 }
 
+/* Read what the old link delivered before it broke: it comes before anything sent again. */
+static void read_queued(call *k)
+{
+    envelope *env = NULL;
+    while (k->n_done < k->n && client_recv_queued(k->c, &env) == 0) {
+        on_reply(k, env);
+        codec_free(&env);
+    }
+}
+
+/* The batch's way: every item on the wire and not ended is held for the pump, which sends it
+ * again (fresh id) with the tokens it received. */
+static int resend_open_items(call *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        call_item *it = &k->items[i];
+        if (!it->sent || it->done)
+            continue;
+        it->sent = 0;
+        it->result.resumes++;
+        if (!k->hooks.on_busy || !k->hooks.on_busy(k, it, 0))
+            call_item_fail(k, it, EF_ENOTCONN, "the coordinator link broke mid-call");
+    }
+    return 0;
+}
+
 /* The coordinator link broke mid-call (its restart): wait for the link to come back within
- * the call's time (or the connect timeout when the call has none), then send the request again,
- * same id, with the tokens already received, so the stream goes on where it stopped. 0 when
+ * the call's time (or the connect timeout when the call has none), then send what is open
+ * again with the tokens already received, so every stream goes on where it stopped. 0 when
  * re-sent, else the code that ends the call. */
 static int call_resend(call *k, uint64_t end)
 {
     ef_client_t *c = k->c;
     call_item *it = &k->items[0];
-    if (!k->resend || k->resends >= CALL_RESENDS_MAX || it->done || k->stop)
+    if (!k->keep_tokens || k->resends >= CALL_RESENDS_MAX || k->stop)
         return EF_ENOTCONN;
-    /* What the old link delivered before it broke comes first: it moves next_seq on. */
-    envelope *env = NULL;
-    while (!it->done && client_recv_queued(c, &env) == 0) {
-        on_reply(k, env);
-        codec_free(&env);
-    }
-    if (it->done)
+    read_queued(k);
+    if (k->n_done == k->n)
         return 0;
     uint64_t now = clock_mono_ms();
     uint32_t saved = c->connect_timeout_ms;
@@ -296,12 +320,13 @@ static int call_resend(call *k, uint64_t end)
         return client_fail(c, EF_ENOTCONN,
                            "lost the connection to the coordinator mid-call; "
                            "it did not come back in time");
-    while (!it->done && client_recv_queued(c, &env) == 0) {
-        on_reply(k, env);
-        codec_free(&env);
-    }
-    if (it->done)
+    read_queued(k);
+    if (k->n_done == k->n)
         return 0;
+    if (!k->resend) {
+        k->resends++;
+        return resend_open_items(k);
+    }
     k->resend->received_tokens = it->tokens;
     k->resend->n_received_tokens = it->n_tokens;
     envelope req = EDGEFLEET__ENVELOPE__INIT;
@@ -384,7 +409,13 @@ static int single_request(ef_client_t *c, const char *model, const ef_gen_params
         r.prompt = (char *)prompt;
     r.messages = messages;
     r.n_messages = n_messages;
-    call k = {.c = c, .items = &it, .n = 1, .on_token = on_token, .user = user, .resend = &r};
+    call k = {.c = c,
+              .items = &it,
+              .n = 1,
+              .on_token = on_token,
+              .user = user,
+              .resend = &r,
+              .keep_tokens = 1};
     k.start_ms = clock_mono_ms();
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_REQUEST;

@@ -17,8 +17,9 @@ typedef struct {
     ef_result result;
     char *text; /* batch only: the item's whole output so far (NUL-terminated) */
     size_t len, cap;
-    int32_t *tokens; /* single requests: the token ids received, for a re-send */
+    int32_t *tokens; /* the token ids received, for a re-send */
     size_t n_tokens, tokens_cap;
+    size_t attempt_tokens; /* n_tokens when this attempt was sent */
 } call_item;
 
 typedef struct call call;
@@ -50,9 +51,12 @@ struct call {
     uint8_t batch_tag[CODEC_REQUEST_ID_LEN];
     uint32_t n_batches;
     call_hooks hooks;
-    /* Single requests: the Request on the wire, sent again with the tokens received so far
-     * when the coordinator link breaks mid-call (its restart costs the caller nothing). */
+    /* When the coordinator link breaks mid-call (its restart), the call waits for the link and
+     * sends its open items again with the tokens they received, so the restart costs the caller
+     * nothing. Single requests: the Request on the wire, re-sent as it is. Batches set
+     * keep_tokens and let their on_busy hook hold every open item for the pump instead. */
     Edgefleet__Request *resend;
+    int keep_tokens;
     uint32_t resends;
 };
 

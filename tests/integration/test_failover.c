@@ -327,6 +327,59 @@ static void test_a_coordinator_killed_and_restarted_mid_call_loses_nothing(void 
         assert_int_equal(r.completion_tokens, 900);
 }
 
+typedef struct {
+    int ended, bad, moved;
+} batch_tally;
+
+static int tally_item(size_t index, const char *text, size_t len, const ef_result *r, void *user)
+{
+    (void)index;
+    (void)text;
+    (void)len;
+    batch_tally *t = user;
+    __atomic_add_fetch(&t->ended, 1, __ATOMIC_SEQ_CST);
+    if (r->status != 0 || r->tokens_received != r->completion_tokens)
+        __atomic_add_fetch(&t->bad, 1, __ATOMIC_SEQ_CST);
+    if (r->resumes > 0)
+        __atomic_add_fetch(&t->moved, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+/* A batch across a coordinator restart: its open items are sent again with what they have. */
+static void test_a_batch_survives_a_coordinator_restart(void **state)
+{
+    world *w = *state;
+    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, 64), 0);
+    start_agent(w, 0);
+    start_agent(w, 1);
+    wait_fleet(w, 2);
+    enum { ITEMS = 12 };
+    ef_gen_params g = greedy(700);
+    ef_batch_item items[ITEMS];
+    for (int i = 0; i < ITEMS; i++)
+        items[i] = (ef_batch_item){"Once upon a time", &g};
+    batch_tally t = {0};
+    ef_client_t *c = fx_client(&w->f, "cli", 120000);
+    /* Kill the coordinator once the batch is under way, restart it from a second thread. */
+    char kill_cmd[64];
+    snprintf(kill_cmd, sizeof kill_cmd, "sleep 0.5; kill -KILL %d", (int)w->f.coord_pid);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, restart_when_dead, w), 0);
+    char bg[96];
+    snprintf(bg, sizeof bg, "(%s) &", kill_cmd);
+    run(bg);
+    ef_batch_result br;
+    int rc = ef_client_batch(c, w->model, items, ITEMS, tally_item, &t, &br);
+    pthread_join(th, NULL);
+    ef_client_destroy(&c);
+    fprintf(stderr, "batch across a restart: %d ended, %d bad, %d moved\n", t.ended, t.bad,
+            t.moved);
+    assert_int_equal(rc, 0);
+    assert_int_equal(t.ended, ITEMS);
+    assert_int_equal(t.bad, 0);
+    assert_true(t.moved >= 1);
+}
+
 /* ---- a network partition -------------------------------------------------------------------- */
 
 static void
@@ -466,6 +519,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_coordinator_killed_and_restarted_mid_call_loses_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_survives_a_coordinator_restart, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_a_partitioned_agent_loses_its_stream_to_another_and_rejoins_when_healed, setup,
             teardown),

@@ -215,8 +215,9 @@ static void stream(scripted_agent *sa, uint64_t now)
             i++;
             continue;
         }
-        send_done(sa, r->id, EDGEFLEET__FINISH_REASON__FINISH_LENGTH, r->sent);
+        /* Counted before it goes: a test that sees the Done must also see the count. */
         atomic_fetch_add(&sa->served, 1);
+        send_done(sa, r->id, EDGEFLEET__FINISH_REASON__FINISH_LENGTH, r->sent);
         remove_active(sa, i);
     }
 }
