@@ -58,20 +58,7 @@ static int start_agent(bench *b, int i)
 }
 
 /* Which agent is busy now (by status), or -1. */
-static int serving(const bench *b)
-{
-    ef_client_t *op = fx_client(&b->f, "op", 3000);
-    ef_fleet_status *st = NULL;
-    int found = -1;
-    if (op && ef_client_status(op, &st) == 0) {
-        for (size_t i = 0; i < st->n_agents && found < 0; i++)
-            if (st->agents[i].n_models && st->agents[i].models[0].busy_slots > 0)
-                sscanf(st->agents[i].name, "board%d", &found);
-        ef_fleet_status_free(&st);
-    }
-    ef_client_destroy(&op);
-    return found;
-}
+static int serving(const bench *b) { return fx_busy_agent(&b->f, "op", "board%d"); }
 
 typedef struct {
     bench *b;

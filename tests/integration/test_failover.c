@@ -137,20 +137,7 @@ static void wait_fleet(world *w, size_t n)
 }
 
 /* The index of the agent whose slot is busy now, or -1. */
-static int serving_agent(const world *w)
-{
-    ef_client_t *op = fx_client(&w->f, "op", 3000);
-    ef_fleet_status *st = NULL;
-    int found = -1;
-    if (op && ef_client_status(op, &st) == 0) {
-        for (size_t i = 0; i < st->n_agents && found < 0; i++)
-            if (st->agents[i].n_models && st->agents[i].models[0].busy_slots > 0)
-                sscanf(st->agents[i].name, "board%d", &found);
-        ef_fleet_status_free(&st);
-    }
-    ef_client_destroy(&op);
-    return found;
-}
+static int serving_agent(const world *w) { return fx_busy_agent(&w->f, "op", "board%d"); }
 
 static int count_log(const char *path, const char *needle)
 {

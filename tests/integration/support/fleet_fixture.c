@@ -178,3 +178,19 @@ int fx_wait_agents(const fleet_fixture *f, const char *op, size_t n, int timeout
     ef_client_destroy(&c);
     return seen;
 }
+
+int fx_busy_agent(const fleet_fixture *f, const char *op, const char *fmt)
+{
+    ef_client_t *c = fx_client(f, op, 3000);
+    ef_fleet_status *st = NULL;
+    int found = -1;
+    if (c && ef_client_status(c, &st) == 0) {
+        for (size_t i = 0; i < st->n_agents && found < 0; i++)
+            if (st->agents[i].n_models && st->agents[i].models[0].busy_slots > 0 &&
+                sscanf(st->agents[i].name, fmt, &found) != 1)
+                found = -1;
+        ef_fleet_status_free(&st);
+    }
+    ef_client_destroy(&c);
+    return found;
+}

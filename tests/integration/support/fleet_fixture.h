@@ -44,4 +44,8 @@ ef_client_t *fx_client(const fleet_fixture *f, const char *name, uint32_t reques
  * timeout_ms. Returns the number seen last (or -1 on error). */
 int fx_wait_agents(const fleet_fixture *f, const char *op, size_t n, int timeout_ms);
 
+/* The number in the name of the first agent with a busy slot now (the fleet status with
+ * operator key `op`; names scanned with fmt, e.g. "board%d"), or -1. */
+int fx_busy_agent(const fleet_fixture *f, const char *op, const char *fmt);
+
 #endif
