@@ -11,8 +11,23 @@
 extern "C" {
 #endif
 
-#if defined(_WIN32)
+/* The library's version. The build reads it from here (CMakeLists.txt), so the header, the
+ * soname and the packages cannot disagree; ef_version() says what was linked. */
+#define EF_VERSION_MAJOR 0
+#define EF_VERSION_MINOR 1
+#define EF_VERSION_PATCH 0
+
+/* EF_API marks the public ABI. The library is built with -fvisibility=hidden and EF_BUILDING
+ * defined; where symbols are imported (Windows DLLs) a consumer of the static library defines
+ * EF_STATIC, a consumer of the shared one nothing. */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#if defined(EF_BUILDING)
 #define EF_API __declspec(dllexport)
+#elif defined(EF_STATIC)
+#define EF_API
+#else
+#define EF_API __declspec(dllimport)
+#endif
 #elif defined(__GNUC__)
 #define EF_API __attribute__((visibility("default")))
 #else
@@ -65,6 +80,10 @@ EF_API const char *ef_strerror(int err);
 
 /* Symbolic name of an error code ("EF_EBUSY"), for logs. Never NULL. Static. Thread-safe. */
 EF_API const char *ef_err_name(int err);
+
+/* The linked library's version, "MAJOR.MINOR.PATCH" (compare with the EF_VERSION_* this
+ * program was compiled with). Never NULL. Static. Thread-safe. */
+EF_API const char *ef_version(void);
 
 /* ---- client ---------------------------------------------------------------------------------
  * A client is one CURVE-authenticated DEALER connection to a coordinator's client endpoint.
