@@ -127,7 +127,10 @@ static int backlog_add_chunk(flight_backlog *b, const Edgefleet__TokenChunk *tc)
     memcpy(b->text + b->text_len, tc->text ? tc->text : "", len);
     b->text_len += len;
     b->text[b->text_len] = '\0';
-    memcpy(b->tokens + b->n_tokens, tc->token_ids, tc->n_token_ids * sizeof *b->tokens);
+    /* A text-only chunk has no token array at all (NULL): memcpy from NULL is undefined even
+     * for 0 bytes (found by tests/fuzz/fuzz_coordinator.c). */
+    if (tc->n_token_ids)
+        memcpy(b->tokens + b->n_tokens, tc->token_ids, tc->n_token_ids * sizeof *b->tokens);
     b->n_tokens += tc->n_token_ids;
     return 0;
 }

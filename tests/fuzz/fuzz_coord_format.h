@@ -18,7 +18,7 @@ enum { FC_MSG = 0, FC_CLOCK = 1, FC_CLOSE = 2, FC_BUSY = 3, FC_REBIND = 4, FC_RE
 enum { FC_A = 0, FC_B, FC_C, FC_C1, FC_C2, FC_OP, FC_STRAY, FC_N_PEERS };
 
 #define FC_OP(action, peer) ((unsigned char)((action) | ((peer) << 3)))
-#define FC_ACTION_OF(op)    ((op) & 7)
+#define FC_ACTION_OF(op)    ((op)&7)
 #define FC_PEER_OF(op)      (((op) >> 3) % FC_N_PEERS)
 
 #define FC_N_RIDS 7

@@ -60,10 +60,9 @@ static struct {
     int n_cut;
 } S;
 
-static const char *const UIDS[FC_N_PEERS] = {"agents/a",   "agents/b",     "agents/c",
-                                             "clients/c1", "clients/c2",   "operators/op",
-                                             "clients/c1"};
-static const char *const KEYS[FC_N_PEERS] = {"key-a", "key-b", "key-c", "key-c1",
+static const char *const UIDS[FC_N_PEERS] = {
+    "agents/a", "agents/b", "agents/c", "clients/c1", "clients/c2", "operators/op", "clients/c1"};
+static const char *const KEYS[FC_N_PEERS] = {"key-a",  "key-b",  "key-c", "key-c1",
                                              "key-c2", "key-op", "key-c1"};
 
 /* ---- the peers as the stub transport sees them ------------------------------------------- */
@@ -410,8 +409,7 @@ static void revoke_key(int i)
     for (int k = 0; k < S.n_cut; k++)
         for (int j = 0; j < FC_N_PEERS; j++)
             if (S.p[j].fd == S.cut[k])
-                peers_on_event(sock_of(&S.p[j]), ZMQ_EVENT_DISCONNECTED, (uint32_t)S.cut[k],
-                               &S.c);
+                peers_on_event(sock_of(&S.p[j]), ZMQ_EVENT_DISCONNECTED, (uint32_t)S.cut[k], &S.c);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

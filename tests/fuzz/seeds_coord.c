@@ -197,13 +197,13 @@ static int write_seed(const char *dir, const char *name, const seq *s)
     return 0;
 }
 
-#define SEED(name, cfg, ...)                     \
-    do {                                          \
-        seq s_ = {.len = 0};                      \
-        seq *s = &s_;                             \
-        put(s, (uint8_t)(cfg));                   \
-        __VA_ARGS__;                              \
-        failed |= write_seed(dir, name, s);       \
+#define SEED(name, cfg, ...)                \
+    do {                                    \
+        seq s_ = {.len = 0};                \
+        seq *s = &s_;                       \
+        put(s, (uint8_t)(cfg));             \
+        __VA_ARGS__;                        \
+        failed |= write_seed(dir, name, s); \
     } while (0)
 
 int main(int argc, char **argv)

@@ -14,12 +14,12 @@
 #include <stdlib.h>
 
 /* Stays on in release builds, unlike assert(). */
-#define CHECK(cond)                                                                \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
             fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                               \
-        }                                                                          \
+            abort();                                                                 \
+        }                                                                            \
     } while (0)
 
 typedef struct {
