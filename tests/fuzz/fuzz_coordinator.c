@@ -293,6 +293,12 @@ static int coord_up(uint8_t cfg)
     sp.max_queued_per_model = c->cfg.queue;
     sp.max_per_client = c->cfg.client_max;
     sp.orphan_grace_ms = c->cfg.orphan_grace_ms;
+    /* Tables sized for a few peers: the defaults' megabytes per run would cost most of the
+     * fuzzer's time, and the limits themselves are reached sooner. */
+    rp.max_agents = 4;
+    sp.max_models = 4;
+    sp.max_requests = 16;
+    sp.max_sessions = 8;
     c->transport = transport_new(c->loop);
     c->peers = peers_new();
     c->log_limit = ratelimit_new(COORD_LOG_INTERVAL_MS, COORD_LOG_KEYS, COORD_LOG_LINES);
