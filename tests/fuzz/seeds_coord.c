@@ -4,7 +4,8 @@
  * get past the decoder. Regenerate after a proto/ or format change (from the repo root):
  *   bench/fuzz.sh --smoke   (or any -DEF_FUZZ=ON build), then
  *   build-fuzz/tests/fuzz/seeds_coord tests/fuzz/corpus/fuzz_coordinator
- * and commit the files. */
+ * and commit the files. The crash_* files there are not written here: they are inputs that
+ * found bugs (see the commits that fixed them) and stay as regression seeds. */
 #include "codec.h"
 #include "edgefleet.h"
 #include "fuzz_coord_format.h"
