@@ -123,6 +123,19 @@ static void on_register(coord *c, const Edgefleet__Register *rg, const char *use
         refuse_register(c, user_id, peer, len, why);
         return;
     }
+    /* libzmq gives a routing id to one live connection at a time, so an entry of another key
+     * on this id has lost its link (its close may not be reported yet). Left in place, it
+     * would be found first for this id, and its requests, heartbeats and cancels would go to
+     * the new peer (found by tests/fuzz/fuzz_coordinator.c): it leaves the fleet now. */
+    const registry_agent *prev = registry_get_routing_id(c->registry, peer, len);
+    if (prev && strcmp(prev->key_id, user_id) != 0) {
+        agent_id_t prev_id = prev->id;
+        char prev_name[REGISTRY_NAME_MAX];
+        snprintf(prev_name, sizeof prev_name, "%s", prev->name);
+        log_warn("agent %s: its routing id is now key %s's; removing it", prev_name, user_id);
+        registry_remove(c->registry, prev_id);
+        request_agent_gone(c, prev_id, prev_name, "its link was taken over");
+    }
     registry_model_decl decl[REGISTRY_MODELS_MAX];
     for (size_t i = 0; i < rg->n_models; i++)
         decl[i] = (registry_model_decl){

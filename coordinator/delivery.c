@@ -127,7 +127,10 @@ static int backlog_add_chunk(flight_backlog *b, const Edgefleet__TokenChunk *tc)
     memcpy(b->text + b->text_len, tc->text ? tc->text : "", len);
     b->text_len += len;
     b->text[b->text_len] = '\0';
-    memcpy(b->tokens + b->n_tokens, tc->token_ids, tc->n_token_ids * sizeof *b->tokens);
+    /* A text-only chunk has no token array at all (NULL): memcpy from NULL is undefined even
+     * for 0 bytes (found by tests/fuzz/fuzz_coordinator.c). */
+    if (tc->n_token_ids)
+        memcpy(b->tokens + b->n_tokens, tc->token_ids, tc->n_token_ids * sizeof *b->tokens);
     b->n_tokens += tc->n_token_ids;
     return 0;
 }
@@ -234,9 +237,14 @@ static void on_delivery_timer(uv_timer_t *t)
         char msg[96];
         snprintf(msg, sizeof msg, "the client did not read its stream for %u ms",
                  c->cfg.client_stall_ms);
+        /* A flight that is queued (a resume waiting for an agent) ends inside request_abort
+         * and may be freed there: only one on an agent may be touched afterwards (found by
+         * tests/fuzz/fuzz_coordinator.c: a use after free). */
+        sched_request *sr = scheduler_find(c->scheduler, f->request->request_id.data);
+        int on_agent = sr && sr->payload == f && sr->state == SCHED_INFLIGHT;
         request_abort(c, f, rc == EF_ENOTCONN ? EF_ENOTCONN : EF_ESTALLED,
                       rc == EF_ENOTCONN ? "client gone" : msg);
-        if (rc == EF_ENOTCONN)
+        if (on_agent && rc == EF_ENOTCONN)
             f->state = FLIGHT_CLIENT_GONE;
     }
     if (!c->backlog)

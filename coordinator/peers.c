@@ -145,6 +145,33 @@ static peer *add(peers *p, peers_link link, const uint8_t *id, size_t len, zmq_m
     return e;
 }
 
+/* A message on a routing id we knew, from another connection (another fd or key): libzmq gives
+ * an id to one live connection at a time, so the one we knew is gone, whether or not its close
+ * was reported and checked yet. An agent of another key registered on the id leaves now: left
+ * in place, its requests, heartbeats and cancels would go to the new peer (found by
+ * tests/fuzz/fuzz_coordinator.c). The entry then describes the new connection. */
+static void reused(coord *c, peer *e, const tsock_peer *who)
+{
+    if (e->link == PEERS_AGENTS) {
+        const registry_agent *a =
+            registry_get_routing_id(c->registry, e->routing_id, e->routing_id_len);
+        if (a && strcmp(a->key_id, who->user_id) != 0) {
+            agent_id_t id = a->id;
+            char name[REGISTRY_NAME_MAX];
+            snprintf(name, sizeof name, "%s", a->name);
+            log_warn("agent %s: its routing id is now key %s's; removing it", name, who->user_id);
+            registry_remove(c->registry, id);
+            request_agent_gone(c, id, name, "its link was taken over");
+        }
+    }
+    snprintf(e->user_id, sizeof e->user_id, "%s", who->user_id);
+    snprintf(e->key, sizeof e->key, "%s", who->key);
+    if (tsock_conn_capture(who->fd, &e->conn) != 0)
+        e->conn.fd = -1;
+    e->revoked = 0; /* ZAP admitted the new connection */
+    e->closing = 0;
+}
+
 int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload)
 {
     peers *p = c->peers;
@@ -153,11 +180,20 @@ int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload
         return 0;
     const uint8_t *id = zmq_msg_data(routing);
     peer *e = *find_link(p, link, id, len);
-    if (!e)
+    if (!e) {
         e = add(p, link, id, len, payload);
-    else if (p->newest != e) {
-        unlist(p, e);
-        push_newest(p, e);
+    } else {
+        tsock_peer who;
+        tsock_peer_of(payload, &who);
+        /* An fd compares only when both are known: a connection we could not record must
+         * not look new at each message (that would undo its revocation). */
+        if (strcmp(who.user_id, e->user_id) != 0 ||
+            (who.fd >= 0 && e->conn.fd >= 0 && who.fd != e->conn.fd))
+            reused(c, e, &who);
+        if (p->newest != e) {
+            unlist(p, e);
+            push_newest(p, e);
+        }
     }
     return e && e->revoked ? EF_EDENIED : 0;
 }
