@@ -21,7 +21,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_ENTRIES 12
+/* Few files and few find calls (each reads the whole directory): the disk is the cost here. */
+#define MAX_ENTRIES 6
+#define MAX_FINDS   2
 static char base[400];
 
 static void setup(void)
@@ -133,8 +135,10 @@ static void allowlist(const uint8_t *data, size_t size, mode_t fmode)
     for (int i = 0; i < s.n && i < 64; i++) {
         char name[8]; /* shorter than most names: must be cut, and terminated */
         memset(name, 'x', sizeof name);
-        CHECK(keys_allowlist_find(dir, s.keys[i], name, sizeof name) == 1);
-        CHECK(memchr(name, '\0', sizeof name) != NULL);
+        if (i < MAX_FINDS) {
+            CHECK(keys_allowlist_find(dir, s.keys[i], name, sizeof name) == 1);
+            CHECK(memchr(name, '\0', sizeof name) != NULL);
+        }
         char uid[ZAP_USER_ID_MAX];
         CHECK(zap_allow_lookup(a, "agents", s.keys[i], uid, sizeof uid, 0) == 1);
         CHECK(strncmp(uid, "agents/", 7) == 0 && key_name_ok(uid + 7));
