@@ -4,6 +4,7 @@
 #include "config.h"
 #include "coord.h"
 #include "log.h"
+#include "coord_options.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -15,149 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: edgefleet-coordinator --key FILE --allow-dir DIR [options]\n"
-            "  the fleet coordinator: registers agents and routes requests\n"
-            "  --key FILE                 the coordinator's secret key (NAME.key, mode 0600)\n"
-            "  --allow-dir DIR            holds agents/, clients/, operators/ of .pub files\n"
-            "  --agents-endpoint EP       (default " COORD_AGENTS_ENDPOINT ")\n"
-            "  --clients-endpoint EP      (default " COORD_CLIENTS_ENDPOINT ")\n"
-            "  --telemetry-endpoint EP    (default " COORD_TELEMETRY_ENDPOINT ")\n"
-            "                             endpoints are tcp://HOST:PORT; HOST * binds them all\n"
-            "  --heartbeat-ms N           heartbeat interval both ways (default 1000)\n"
-            "  --liveness N               silent intervals before an agent is dead (default 3)\n"
-            "  --queue N                  queued requests per model (default 256)\n"
-            "  --client-max N             queued + running requests per client key, over all\n"
-            "                             models (default 64): one client cannot fill the\n"
-            "                             queues, and clients take turns in each model's queue\n"
-            "  --orphan-grace-ms N        fail queued requests of a model that no agent has\n"
-            "                             served for N ms (default 30000)\n"
-            "  --client-stall-ms N        a client that reads none of its stream for N ms loses\n"
-            "                             the request (default 10000)\n"
-            "  --max-resumes N            times a request whose agent is lost continues on\n"
-            "                             another agent before it fails (default 3, 0..15;\n"
-            "                             0 = fail at once)\n"
-            "  --log-level debug|info|warn|error   (default info)\n"
-            "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n");
-}
-
 /* Log lines a peer can trigger (refusals, bad messages): one a second per key, and at most
  * COORD_LOG_LINES a second in all. */
 #define COORD_LOG_INTERVAL_MS 1000
 #define COORD_LOG_KEYS        256
 #define COORD_LOG_LINES       20
-
-/* A whole decimal number in [min, max], or -1. */
-static long parse_count(const char *text, long min, long max)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < min || v > max)
-        return -1;
-    return v;
-}
-
-static const struct option long_options[] = {{"help", no_argument, 0, 'h'},
-                                             {"log-level", required_argument, 0, 'l'},
-                                             {"agents-endpoint", required_argument, 0, 'a'},
-                                             {"clients-endpoint", required_argument, 0, 'c'},
-                                             {"telemetry-endpoint", required_argument, 0, 't'},
-                                             {"key", required_argument, 0, 'k'},
-                                             {"allow-dir", required_argument, 0, 'd'},
-                                             {"heartbeat-ms", required_argument, 0, 'H'},
-                                             {"liveness", required_argument, 0, 'L'},
-                                             {"queue", required_argument, 0, 'q'},
-                                             {"orphan-grace-ms", required_argument, 0, 'o'},
-                                             {"client-stall-ms", required_argument, 0, 's'},
-                                             {"client-max", required_argument, 0, 'm'},
-                                             {"max-resumes", required_argument, 0, 'r'},
-                                             {0, 0, 0, 0}};
-
-/* The numeric options: name, bounds, and where each goes. */
-typedef struct {
-    int ch;
-    const char *name;
-    long min, max;
-    size_t offset; /* of its uint32_t in coord_config */
-} count_option;
-
-static const count_option count_options[] = {
-    {'H', "heartbeat-ms", 10, 3600000, offsetof(coord_config, heartbeat_ms)},
-    {'L', "liveness", 1, 1000000, offsetof(coord_config, liveness)},
-    {'q', "queue", 1, 1000000, offsetof(coord_config, queue)},
-    {'o', "orphan-grace-ms", 1, 86400000, offsetof(coord_config, orphan_grace_ms)},
-    {'s', "client-stall-ms", 100, 3600000, offsetof(coord_config, client_stall_ms)},
-    {'m', "client-max", 1, 1000000, offsetof(coord_config, client_max)},
-    {'r', "max-resumes", 0, FLIGHT_RESUMES_MAX, offsetof(coord_config, max_resumes)},
-};
-
-/* Fill cfg from argv. Returns 0, 1 for --help, or 2 (message printed). */
-static int parse_options(int argc, char **argv, coord_config *cfg)
-{
-    int ch;
-    long v;
-    log_level lvl;
-    while ((ch = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
-        switch (ch) {
-        case 'h':
-            usage(stdout);
-            return 1;
-        case 'l':
-            if (log_parse_level(optarg, &lvl) != 0) {
-                fprintf(stderr, "edgefleet-coordinator: unknown log level \"%s\"\n", optarg);
-                return 2;
-            }
-            log_set_level(lvl);
-            break;
-        case 'a':
-            cfg->agents_endpoint = optarg;
-            break;
-        case 'c':
-            cfg->clients_endpoint = optarg;
-            break;
-        case 't':
-            cfg->telemetry_endpoint = optarg;
-            break;
-        case 'k':
-            cfg->key_path = optarg;
-            break;
-        case 'd':
-            cfg->allow_dir = optarg;
-            break;
-        case 'H':
-        case 'L':
-        case 'q':
-        case 'o':
-        case 's':
-        case 'm':
-        case 'r': {
-            const count_option *o = count_options;
-            while (o->ch != ch)
-                o++;
-            v = parse_count(optarg, o->min, o->max);
-            if (v < 0) {
-                fprintf(stderr,
-                        "edgefleet-coordinator: --%s: \"%s\" is not a number in [%ld, %ld]\n",
-                        o->name, optarg, o->min, o->max);
-                return 2;
-            }
-            *(uint32_t *)((char *)cfg + o->offset) = (uint32_t)v;
-            break;
-        }
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "edgefleet-coordinator: unexpected argument \"%s\"\n", argv[optind]);
-        return 2;
-    }
-    return 0;
-}
 
 /* Check the options' values and what they name on disk. Returns 0 or 2 (message printed). */
 static int load_config(coord *c)
@@ -261,7 +124,7 @@ int main(int argc, char **argv)
                            .orphan_grace_ms = 30000,
                            .client_stall_ms = DELIVERY_STALL_MS,
                            .max_resumes = 3};
-    int rc = parse_options(argc, argv, &c.cfg);
+    int rc = coord_options_parse(argc, argv, &c.cfg);
     if (rc)
         return rc == 1 ? 0 : 2;
     if ((rc = load_config(&c)) != 0)

@@ -1,6 +1,7 @@
 /* edgefleetctl drain AGENT / undrain AGENT: stop (or resume) giving an agent new work; what it
  * runs finishes. Needs an operator key. */
 #include "ctl.h"
+#include "ctl_args.h"
 #include "ctl_connect.h"
 
 #include <string.h>
@@ -11,11 +12,16 @@ static int drain_usage(FILE *out, const char *cmd)
     return CTL_BAD_ARG;
 }
 
+int ctl_drain_parse(int argc, char **argv, int enable, ctl_connect_opts *co)
+{
+    return ctl_connect_parse(argc, argv, "h", 1, enable ? "drain" : "undrain", co, drain_usage);
+}
+
 static int run(int argc, char **argv, int enable)
 {
     const char *cmd = enable ? "drain" : "undrain";
     ctl_connect_opts co;
-    int rc = ctl_connect_parse(argc, argv, "h", 1, cmd, &co, drain_usage);
+    int rc = ctl_drain_parse(argc, argv, enable, &co);
     if (rc >= 0)
         return rc;
     const char *agent = argv[optind];

@@ -2,6 +2,7 @@
  * streams the answer to stdout as tokens arrive, then one line on stderr saying which agent
  * served it, how many tokens and how fast. Ctrl-C cancels the request on the fleet. */
 #include "ctl.h"
+#include "ctl_args.h"
 #include "ctl_connect.h"
 
 #include <errno.h>
@@ -41,7 +42,9 @@ static int parse_num(const char *opt, const char *arg, double min, double max, d
     char *end;
     errno = 0;
     double v = strtod(arg, &end);
-    if (errno || end == arg || *end || v < min || v > max) {
+    /* !(in range) rather than (out of range): "nan" compares false both ways and was taken,
+     * then converted to uint32_t, which is undefined (fuzz_args: --max-tokens nan). */
+    if (errno || end == arg || *end || !(v >= min && v <= max)) {
         fprintf(stderr, "edgefleetctl generate: --%s: \"%s\" is out of range or not a number\n",
                 opt, arg);
         return -1;
@@ -50,9 +53,8 @@ static int parse_num(const char *opt, const char *arg, double min, double max, d
     return 0;
 }
 
-/* Returns CTL_OK, CTL_BAD_ARG, or -1 after --help. */
-static int parse_args(int argc, char **argv, ctl_connect_opts *co, const char **model,
-                      ef_gen_params *gp)
+int ctl_generate_parse(int argc, char **argv, ctl_connect_opts *co, const char **model,
+                       ef_gen_params *gp)
 {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"max-tokens", required_argument, 0, 'n'},
@@ -101,7 +103,9 @@ static int parse_args(int argc, char **argv, ctl_connect_opts *co, const char **
             return generate_usage(stderr);
         }
     }
-    if (!*model || optind != argc - 1) {
+    /* *model is a pointer to the text: test the text (fuzz_args: "generate PROMPT" with no
+     * --model, or --model "", passed with model "" because only the pointer was tested). */
+    if (!*model || !**model || optind != argc - 1) {
         fprintf(stderr, "edgefleetctl generate: need --model and one prompt argument\n");
         return generate_usage(stderr);
     }
@@ -114,7 +118,7 @@ int ctl_generate(int argc, char **argv)
     ctl_connect_defaults(&co);
     const char *model = "";
     ef_gen_params gp = ef_gen_default_params();
-    int rc = parse_args(argc, argv, &co, &model, &gp);
+    int rc = ctl_generate_parse(argc, argv, &co, &model, &gp);
     if (rc)
         return rc < 0 ? CTL_OK : rc;
     const char *prompt = argv[argc - 1];

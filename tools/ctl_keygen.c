@@ -1,6 +1,7 @@
 /* edgefleetctl keygen NAME [--dir DIR]: make a CURVE key pair for an agent, client, operator or
  * the coordinator. Prints the two paths and the public key (to copy into an allowlist). */
 #include "ctl.h"
+#include "ctl_args.h"
 #include "keys.h"
 
 #include <sodium.h>
@@ -14,7 +15,7 @@ static int keygen_usage(void)
     return CTL_BAD_ARG;
 }
 
-int ctl_keygen(int argc, char **argv)
+int ctl_keygen_parse(int argc, char **argv, const char **name_out, const char **dir_out)
 {
     const char *name = NULL, *dir = ".";
     for (int i = 1; i < argc; i++) {
@@ -34,9 +35,20 @@ int ctl_keygen(int argc, char **argv)
     }
     if (!name || !*dir)
         return keygen_usage();
+    *name_out = name;
+    *dir_out = dir;
+    return -1;
+}
+
+int ctl_keygen(int argc, char **argv)
+{
+    const char *name = NULL, *dir = NULL;
+    int rc = ctl_keygen_parse(argc, argv, &name, &dir);
+    if (rc >= 0)
+        return rc;
     keys_pair kp;
     ef_errmsg em = {{0}};
-    int rc = keys_generate(dir, name, &kp, &em);
+    rc = keys_generate(dir, name, &kp, &em);
     if (rc == EF_EINVAL) {
         fprintf(stderr, "edgefleetctl keygen: %s\n", em.msg);
         return CTL_BAD_ARG;

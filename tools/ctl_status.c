@@ -2,6 +2,7 @@
  * slots busy/total, tokens/s, draining, when it was last heard from, and each model's queue.
  * Needs an operator key. */
 #include "ctl.h"
+#include "ctl_args.h"
 #include "ctl_connect.h"
 
 #include <string.h>
@@ -46,10 +47,15 @@ static void print_queues(const ef_fleet_status *st)
         printf("(no queues yet)\n");
 }
 
+int ctl_status_parse(int argc, char **argv, ctl_connect_opts *co)
+{
+    return ctl_connect_parse(argc, argv, "+h", 0, "status", co, status_usage);
+}
+
 int ctl_status(int argc, char **argv)
 {
     ctl_connect_opts co;
-    int rc = ctl_connect_parse(argc, argv, "+h", 0, "status", &co, status_usage);
+    int rc = ctl_status_parse(argc, argv, &co);
     if (rc >= 0)
         return rc;
     ef_client_t *client = NULL;

@@ -137,6 +137,29 @@ static void test_a_snapshot_names_a_key_under_its_first_directory(void **state)
     assert_null(s);
 }
 
+/* Found by fuzz_zap: the domain was looked up by its printable copy (63 bytes at most, '?' for
+ * non-printables), so a domain that only shares that copy was decided as the registered one. */
+static void test_a_domain_is_matched_exactly_not_by_its_printable_copy(void **state)
+{
+    fixture *f = *state;
+    char long63[64];
+    memset(long63, 'd', 63);
+    long63[63] = '\0';
+    assert_int_equal(zap_allow_add(f->allow, long63, f->clients), 0);
+    zap_verdict v;
+    decide(f, long63, "CURVE", f->alice.public_z85, 7000, &v);
+    assert_string_equal(v.status, "200");
+    char long64[65];
+    memset(long64, 'd', 64);
+    long64[64] = '\0';
+    decide(f, long64, "CURVE", f->alice.public_z85, 7001, &v);
+    assert_string_not_equal(v.status, "200");
+    assert_string_equal(v.user_id, "");
+    assert_int_equal(zap_allow_add(f->allow, "cl?ents", f->clients), 0);
+    decide(f, "cl\x01ents", "CURVE", f->alice.public_z85, 7002, &v);
+    assert_string_not_equal(v.status, "200");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +167,8 @@ int main(void)
             test_allowed_keys_get_their_user_id_and_key_and_others_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_removed_key_is_refused_at_the_next_decision_despite_the_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_domain_is_matched_exactly_not_by_its_printable_copy,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_snapshot_names_a_key_under_its_first_directory,
                                         setup, teardown),
     };
