@@ -53,6 +53,14 @@ static stream *find_stream(ProtobufCBinaryData id, uint32_t attempt)
     return s;
 }
 
+void agent_stub_request(const uint8_t *id, uint32_t attempt, size_t n_resume)
+{
+    stream *s = find_stream((ProtobufCBinaryData){CODEC_REQUEST_ID_LEN, (uint8_t *)id}, attempt);
+    /* A resumed stream goes on after the tokens an earlier agent sent: its first seq. */
+    if (s && n_resume > s->next_seq)
+        s->next_seq = (uint32_t)n_resume;
+}
+
 static void check_chunk(const Edgefleet__TokenChunk *tc)
 {
     stream *s = find_stream(tc->request_id, tc->attempt);
@@ -60,10 +68,10 @@ static void check_chunk(const Edgefleet__TokenChunk *tc)
     if (!s)
         return;
     uint32_t end = tc->seq + (uint32_t)tc->n_token_ids;
-    /* A replay (after a rewind) may repeat what was sent; a chunk past the end is a gap. */
+    /* A replay (after a rewind) may repeat what was sent; a chunk past the end is a gap. The
+     * same id and attempt may run again after its Done or Error (a refusal, or a coordinator
+     * sending it again): that run starts at its resume point, never past what was sent. */
     CHECK(tc->seq <= s->next_seq);
-    /* After the stream ended only replays: nothing new may follow Done or Error. */
-    CHECK(!s->ended || end <= s->next_seq);
     if (end > s->next_seq)
         s->next_seq = end;
 }

@@ -127,6 +127,10 @@ static void handle_frame(uplink *u, reader *r)
     envelope *env = NULL;
     /* What uplink_on_recv does with a frame: decode (limit: the link's), then handle. */
     if (codec_decode(r->p, len, CODEC_MAX_FRAME_DEFAULT, &env) == 0) {
+        const Edgefleet__Request *req = env->request;
+        if (env->body_case == EDGEFLEET__ENVELOPE__BODY_REQUEST &&
+            req->request_id.len == CODEC_REQUEST_ID_LEN)
+            agent_stub_request(req->request_id.data, req->attempt, req->n_resume_tokens);
         uplink_handle(u, env);
         codec_free(&env);
     }
