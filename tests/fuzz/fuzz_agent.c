@@ -126,7 +126,7 @@ static void handle_frame(uplink *u, reader *r)
         len = (size_t)(r->end - r->p);
     envelope *env = NULL;
     /* What uplink_on_recv does with a frame: decode (limit: the link's), then handle. */
-    if (codec_decode(r->p, len, CODEC_MAX_FRAME_DEFAULT, &env) == 0) {
+    if (u && codec_decode(r->p, len, CODEC_MAX_FRAME_DEFAULT, &env) == 0) {
         const Edgefleet__Request *req = env->request;
         if (env->body_case == EDGEFLEET__ENVELOPE__BODY_REQUEST &&
             req->request_id.len == CODEC_REQUEST_ID_LEN)
@@ -150,6 +150,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int a = 0; a < MAX_ACTIONS && !stopped && read_u8(&r, &op); a++) {
         switch (op % FA_N_OPS) {
         case FA_OP_FRAME:
+            /* Frames arrive only through a socket: while the link is down (the tick dropped it
+             * and the retry timer, which does not run here, has not dialled) they are lost. */
+            if (agent_stub_open_sockets() == 0) {
+                reader skip = r;
+                handle_frame(NULL, &skip);
+                r = skip;
+                break;
+            }
             handle_frame(u, &r);
             uplink_deliver(u); /* refusals and cancels are answered at once */
             break;
@@ -166,7 +174,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case FA_OP_RECONNECT:
             /* What the tick does when the coordinator went silent, then the retry timer's dial
              * without waiting for the backoff. */
-            uplink_reconnect(u, "fuzz: link dropped");
+            if (agent_stub_open_sockets() == 1)
+                uplink_reconnect(u, "fuzz: link dropped");
             CHECK(agent_stub_open_sockets() == 0);
             uv_timer_stop(&u->retry);
             uplink_connect(u);
