@@ -29,8 +29,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Bounds per input, so an input costs at most a few ms. */
-#define MAX_ACTIONS 256
-#define MAX_TURNS   2048
+#define MAX_ACTIONS 128
+#define MAX_TURNS   512
 
 static uv_loop_t g_loop;
 
