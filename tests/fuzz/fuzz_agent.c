@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Bounds per input, so an input costs at most a few ms. */
 #define MAX_ACTIONS 128
-#define MAX_TURNS   512
+#define MAX_TURNS   128
 
 static uv_loop_t g_loop;
 
