@@ -28,6 +28,24 @@ static void maybe_notify(engine *e)
     }
 }
 
+/* Take the incoming queues (under mu, held by the caller) and run one turn with them. */
+static void turn_locked(engine *e)
+{
+    ereq *incoming = e->in_head;
+    ecancel *cancels = e->cancels;
+    e->in_head = e->in_tail = NULL;
+    e->n_in = 0;
+    e->cancels = NULL;
+    pthread_mutex_unlock(&e->mu);
+
+    /* Start before cancelling, so a request cancelled right after it was sent still ends
+     * with its Done{CANCELLED}. */
+    engine_run_start(e, incoming);
+    engine_run_cancels(e, cancels);
+    engine_run_steps(e);
+    maybe_notify(e);
+}
+
 static void *engine_thread(void *arg)
 {
     engine *e = arg;
@@ -39,22 +57,22 @@ static void *engine_thread(void *arg)
             pthread_mutex_unlock(&e->mu);
             break;
         }
-        ereq *incoming = e->in_head;
-        ecancel *cancels = e->cancels;
-        e->in_head = e->in_tail = NULL;
-        e->n_in = 0;
-        e->cancels = NULL;
-        pthread_mutex_unlock(&e->mu);
-
-        /* Start before cancelling, so a request cancelled right after it was sent still ends
-         * with its Done{CANCELLED}. */
-        engine_run_start(e, incoming);
-        engine_run_cancels(e, cancels);
-        engine_run_steps(e);
-        maybe_notify(e);
+        turn_locked(e);
     }
     engine_run_drop_all(e);
     return NULL;
+}
+
+int engine_pump(engine *e)
+{
+    if (e->thread_started)
+        return 0; /* the thread steps it; two steppers would race on the backends */
+    pthread_mutex_lock(&e->mu);
+    turn_locked(e);
+    pthread_mutex_lock(&e->mu);
+    int busy = e->live != NULL;
+    pthread_mutex_unlock(&e->mu);
+    return busy;
 }
 
 static int load_models(engine *e, const engine_params *p, ef_errmsg *em)
@@ -99,6 +117,8 @@ engine *engine_new(const engine_params *p, int *err, ef_errmsg *em)
     e->notify = p->notify;
     e->notify_user = p->notify_user;
     int rc = load_models(e, p, em);
+    if (rc == 0 && p->manual)
+        return e;
     if (rc == 0 && pthread_create(&e->thread, NULL, engine_thread, e) != 0)
         rc = errmsg_set(em, EF_EINTERNAL, "cannot start the inference thread: %s", strerror(errno));
     if (rc != 0) {
@@ -121,6 +141,8 @@ void engine_destroy(engine **e_p)
         pthread_cond_signal(&e->wake);
         pthread_mutex_unlock(&e->mu);
         pthread_join(e->thread, NULL);
+    } else {
+        engine_run_drop_all(e); /* a manual engine's running requests (the thread does this) */
     }
     while (e->in_head) {
         ereq *r = e->in_head;

@@ -56,6 +56,9 @@ typedef struct {
     /* Called on the inference thread after events were queued (may be NULL). */
     void (*notify)(void *user);
     void *notify_user;
+    /* No inference thread: the caller steps the engine with engine_pump, so a run is a function
+     * of its inputs (unit tests, fuzz targets). Daemons leave it 0. */
+    int manual;
 } engine_params;
 
 typedef struct {
@@ -77,6 +80,10 @@ typedef struct {
  * engine_destroy), or NULL with *err (EF_ENOENT, EF_EMODEL, EF_EINVAL, EF_ENOMEM) and em naming
  * the model file; nothing is left running on failure. */
 engine *engine_new(const engine_params *p, int *err, ef_errmsg *em);
+/* Manual engines only (engine_params.manual): do what one turn of the inference thread does
+ * (start what was submitted, apply cancels, step every model once) on the caller's thread.
+ * Returns 1 while a request is accepted or running, else 0. */
+int engine_pump(engine *e);
 /* Stop the thread (requests in flight are dropped without events) and free everything.
  * NULL-safe; sets *e_p = NULL. Call from the thread that drains events. */
 void engine_destroy(engine **e_p);

@@ -114,7 +114,7 @@ void uplink_register(uplink *u)
     send_register(u);
 }
 
-static void connect_now(uplink *u)
+void uplink_connect(uplink *u)
 {
     tsock_params p = {.type = ZMQ_DEALER,
                       .endpoint = u->endpoint,
@@ -144,7 +144,7 @@ void uplink_rewind(uplink *u, uint64_t seen_ms)
     outbox_rewind(u->outbox, replay_from_ms);
 }
 
-static void on_retry(uv_timer_t *t) { connect_now(t->data); }
+static void on_retry(uv_timer_t *t) { uplink_connect(t->data); }
 
 void uplink_reconnect(uplink *u, const char *why)
 {
@@ -187,9 +187,10 @@ static void send_heartbeat(uplink *u, int leaving)
     tsock_send_env(u->sock, NULL, 0, &env); /* a lost heartbeat is covered by the next */
 }
 
-static void on_tick(uv_timer_t *t)
+static void on_tick(uv_timer_t *t) { uplink_tick(t->data); }
+
+void uplink_tick(uplink *u)
 {
-    uplink *u = t->data;
     uint64_t now = clock_mono_ms();
     /* Sent frames are forgotten only while the link is up: during an outage they are what a
      * reconnect sends again, however long it lasts. */
@@ -305,7 +306,7 @@ uplink *uplink_new(const uplink_params *p, ef_errmsg *em)
     uv_timer_init(u->loop, &u->retry);
     u->tick.data = u->retry.data = u;
     uv_timer_start(&u->tick, on_tick, u->hb_ms, u->hb_ms);
-    connect_now(u);
+    uplink_connect(u);
     return u;
 }
 

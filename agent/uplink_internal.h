@@ -47,6 +47,13 @@ void uplink_rewind(uplink *u, uint64_t seen_ms);
 void uplink_flush(uplink *u);
 /* Encode and queue a reply about request id (sent at once when the link is up). */
 int uplink_reply(uplink *u, envelope *env, const uint8_t id[16], uint64_t deadline);
+/* One decoded message from the coordinator (uplink_on_recv decodes; fuzz_agent calls this
+ * directly with a stubbed transport). */
+void uplink_handle(uplink *u, const envelope *env);
+/* The tick timer's work (heartbeat, liveness, reconnect requests, outbox pruning) and the
+ * retry timer's (dial and Register), callable without waiting for the timers. */
+void uplink_tick(uplink *u);
+void uplink_connect(uplink *u);
 void uplink_on_recv(tsock *s, zmq_msg_t *frames, size_t n_frames, void *user);
 void uplink_on_event(tsock *s, uint16_t event, uint32_t value, void *user);
 /* While stopping: finish the stop when everything is answered or the timeout passed. */

@@ -108,6 +108,13 @@ static void dispatch(uplink *u, const envelope *env)
     }
 }
 
+void uplink_handle(uplink *u, const envelope *env)
+{
+    u->prev_seen_ms = u->last_seen_ms;
+    u->last_seen_ms = clock_mono_ms();
+    dispatch(u, env);
+}
+
 void uplink_on_recv(tsock *s, zmq_msg_t *frames, size_t n_frames, void *user)
 {
     (void)s;
@@ -120,9 +127,7 @@ void uplink_on_recv(tsock *s, zmq_msg_t *frames, size_t n_frames, void *user)
                  ef_err_name(rc));
         return;
     }
-    u->prev_seen_ms = u->last_seen_ms;
-    u->last_seen_ms = clock_mono_ms();
-    dispatch(u, env);
+    uplink_handle(u, env);
     codec_free(&env);
 }
 

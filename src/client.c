@@ -8,7 +8,6 @@
 #include "transport.h"
 
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +15,6 @@
 
 /* ms the DEALER lingers on destroy: long enough to flush a Cancel, short enough not to hang. */
 #define CLIENT_LINGER_MS 200
-
-int client_fail(ef_client_t *c, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-void client_random_id(uint8_t id[CODEC_REQUEST_ID_LEN])
-{
-    randombytes_buf(id, CODEC_REQUEST_ID_LEN);
-}
 
 EF_API ef_client_params ef_client_default_params(void)
 {

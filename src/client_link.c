@@ -155,15 +155,6 @@ int client_wait_connected(ef_client_t *c)
     }
 }
 
-int client_call_begin(ef_client_t *c)
-{
-    atomic_store(&c->cancel, 0);
-    c->last_error[0] = '\0';
-    return client_wait_connected(c);
-}
-
-int client_wire_error(int32_t code) { return code < 0 && code >= -1000 ? code : EF_EPROTO; }
-
 int client_send(ef_client_t *c, envelope *env)
 {
     uint8_t *buf;

@@ -1,0 +1,24 @@
+/* fuzz_client_reply's input: a header byte (FC_MODE_* in its low 2 bits, the batch size and
+ * callback behaviour above), then actions, each one byte FC_OP_* (modulo FC_N_OPS) and its
+ * operand. Shared with seeds_edge.c. */
+#ifndef EF_FUZZ_CLIENT_REPLY_H
+#define EF_FUZZ_CLIENT_REPLY_H
+
+enum { FC_MODE_GENERATE = 0, FC_MODE_CHAT, FC_MODE_BATCH, FC_MODE_OPERATOR };
+
+enum {
+    FC_OP_FRAME = 0, /* u8 fixup, u16 LE length, bytes: one frame from the coordinator. Unless
+                        fixup has bit 7, a 16-byte id in it (request, batch or command id) is
+                        replaced by the id the library sent (fixup & 0x7f) sends ago, 0 = last */
+    FC_OP_TIMEOUT,   /* the wait passes with nothing received */
+    FC_OP_DROP,      /* the link drops; u8: even = it comes back when waited for, odd = not */
+    FC_OP_CANCEL,    /* ef_client_cancel from another thread */
+    FC_OP_CLOCK,     /* u8 n: n*10 ms pass */
+    FC_N_OPS
+};
+
+/* Header: batch items = ((h >> 2) & 3) + 1; a callback returns nonzero (stop) at its call
+ * number (h >> 4) when that is nonzero. */
+#define FC_HEADER(mode, items, stop_at) ((mode) | (((items)-1) << 2) | ((stop_at) << 4))
+
+#endif
