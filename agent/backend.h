@@ -34,6 +34,10 @@ typedef struct {
     uint32_t n_ubatch; /* physical batch; 0 = n_batch */
     int no_repack;     /* 1 = llama_model_params.use_extra_bufts off (no CPU weight repack) */
     int flash_attn;    /* 0 = llama.cpp's auto, 1 = off, 2 = on */
+    /* 1 = greedy output independent of the other slots' load (on one build and CPU): flash
+     * attention off, since its CPU kernel takes a split-KV path for a lone decoding sequence
+     * and another for several (bench/README.md, "Determinism"). Overrides flash_attn. */
+    int deterministic;
 } backend_params;
 
 /* What Register reports about a model. */

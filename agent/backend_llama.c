@@ -123,7 +123,7 @@ static int create_context(backend *b, const backend_params *p, ef_errmsg *em)
     cp.n_threads = (int32_t)b->n_threads;
     cp.n_threads_batch = (int32_t)b->n_threads;
     cp.kv_unified = p->kv_unified != 0; /* default one stream per slot: no slot evicts another */
-    if (p->flash_attn == 1)
+    if (p->flash_attn == 1 || p->deterministic)
         cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     else if (p->flash_attn == 2)
         cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
