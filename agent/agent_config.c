@@ -175,6 +175,15 @@ static int model_key(parse_state *ps, backend_params *m, const char *name, const
                  "bad value \"%.64s\" for \"backend\" (llama|simulated)", value);
         return -1;
     }
+    if (strcmp(name, "deterministic") == 0) {
+        if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
+            m->deterministic = value[0] == 't';
+            return 0;
+        }
+        snprintf(ps->error, sizeof ps->error,
+                 "bad value \"%.64s\" for \"deterministic\" (true|false)", value);
+        return -1;
+    }
     if (strcmp(name, "tokens_per_s") == 0) {
         char *end;
         double v = strtod(value, &end);

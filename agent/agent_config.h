@@ -3,7 +3,8 @@
  * config. Example:
  *   [agent]        name, coordinator, server_key, key, heartbeat_ms, drain_timeout_ms, log_level
  *   [model NAME]   path, ctx, slots, threads (0 = all CPUs), batch, chat_template,
- *                  backend (llama|simulated), tokens_per_s (simulated) */
+ *                  backend (llama|simulated), tokens_per_s (simulated),
+ *                  deterministic (true|false: greedy output independent of load) */
 #ifndef EF_AGENT_CONFIG_H
 #define EF_AGENT_CONFIG_H
 

@@ -29,6 +29,15 @@ typedef struct {
     const char *chat_template; /* template name or text when the model has none; NULL = model's */
     double sim_tokens_per_s;   /* simulated: tokens/s per slot; 0 = 20 */
     double sim_prompt_tps;     /* simulated: prompt tokens/s; 0 = 2000 */
+    /* llama.cpp knobs that bench_determinism varies (0 = the agent's default each): */
+    int kv_unified;    /* 1 = one KV buffer for all slots (default: one stream per slot) */
+    uint32_t n_ubatch; /* physical batch; 0 = n_batch */
+    int no_repack;     /* 1 = llama_model_params.use_extra_bufts off (no CPU weight repack) */
+    int flash_attn;    /* 0 = llama.cpp's auto, 1 = off, 2 = on */
+    /* 1 = greedy output independent of the other slots' load (on one build and CPU): flash
+     * attention off, since its CPU kernel takes a split-KV path for a lone decoding sequence
+     * and another for several (bench/README.md, "Determinism"). Overrides flash_attn. */
+    int deterministic;
 } backend_params;
 
 /* What Register reports about a model. */

@@ -118,11 +118,15 @@ static int create_context(backend *b, const backend_params *p, ef_errmsg *em)
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = slot_ctx * b->n_slots;
     cp.n_batch = b->n_batch;
-    cp.n_ubatch = b->n_batch;
+    cp.n_ubatch = p->n_ubatch && p->n_ubatch < b->n_batch ? p->n_ubatch : b->n_batch;
     cp.n_seq_max = b->n_slots;
     cp.n_threads = (int32_t)b->n_threads;
     cp.n_threads_batch = (int32_t)b->n_threads;
-    cp.kv_unified = false; /* one KV stream per slot: slots never evict each other */
+    cp.kv_unified = p->kv_unified != 0; /* default one stream per slot: no slot evicts another */
+    if (p->flash_attn == 1 || p->deterministic)
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    else if (p->flash_attn == 2)
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
     cp.no_perf = true;
     b->ctx = llama_init_from_model(b->model, cp);
     if (!b->ctx)
@@ -141,6 +145,8 @@ static int create_context(backend *b, const backend_params *p, ef_errmsg *em)
                           b->n_threads);
     llama_attach_threadpool(b->ctx, b->threadpool, NULL);
     b->slot_ctx = llama_n_ctx_seq(b->ctx);
+    if (b->slot_ctx > slot_ctx)
+        b->slot_ctx = slot_ctx; /* unified: one buffer for all; keep each slot to its share */
     b->batch = llama_batch_init((int32_t)b->n_batch, 0, 1);
     return 0;
 }
@@ -167,7 +173,10 @@ static int llama_load(const backend_params *p, backend **out, ef_errmsg *em)
     b->n_slots = p->n_slots ? p->n_slots : 1;
     b->n_threads = p->n_threads ? p->n_threads : online_cpus();
     uint64_t t0 = clock_mono_ns();
-    b->model = llama_model_load_from_file(p->path, llama_model_default_params());
+    struct llama_model_params mp = llama_model_default_params();
+    if (p->no_repack)
+        mp.use_extra_bufts = false;
+    b->model = llama_model_load_from_file(p->path, mp);
     if (!b->model) {
         free(b);
         return errmsg_set(em, EF_EMODEL,

@@ -433,6 +433,22 @@ static void test_the_example_deploy_config_loads(void **state)
     assert_int_equal(fx->cfg.n_models, 2);
 }
 
+static void test_deterministic_is_true_or_false_per_model(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(load(fx, "[model d]\npath = /d.gguf\ndeterministic = true\n"
+                              "[model n]\npath = /n.gguf\ndeterministic = false\n"
+                              "[model u]\npath = /u.gguf\n"),
+                     0);
+    assert_int_equal(fx->cfg.models[0].deterministic, 1);
+    assert_int_equal(fx->cfg.models[1].deterministic, 0);
+    assert_int_equal(fx->cfg.models[2].deterministic, 0); /* off unless asked: it costs tokens/s */
+    agent_config_free(&fx->cfg);
+    /* Only the two words: "yes" or "1" could be a typo for something else, so say so. */
+    assert_int_equal(load(fx, "[model d]\npath = /d.gguf\n\ndeterministic = yes\n"), EF_ECONFIG);
+    expect_error_at(fx, 4, "bad value \"yes\" for \"deterministic\" (true|false)");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -458,6 +474,7 @@ int main(void)
         T(test_the_line_of_each_chat_template_is_recorded),
         T(test_a_fifo_or_device_as_config_is_refused_at_once),
         T(test_the_example_deploy_config_loads),
+        T(test_deterministic_is_true_or_false_per_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
