@@ -2,6 +2,7 @@
  * tested and fuzzed without starting the daemon. */
 #include "agent_options.h"
 #include "config.h"
+#include "edgefleet.h"
 #include "log.h"
 
 #include <getopt.h>
@@ -33,7 +34,7 @@ static void usage(FILE *out)
             "                          file is read; for fleet tests; reported as simulated)\n"
             "  --sim-tps N             simulated tokens/s per slot (default 20)\n"
             "  --log-level debug|info|warn|error|off   (default info)\n"
-            "  --help\n"
+            "  --help, --version\n"
             "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments, config, keys "
             "or model\n");
 }
@@ -69,6 +70,7 @@ int agent_options_parse(int argc, char **argv, agent_options *o)
         O_SIMTPS
     };
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
                                          {"coordinator", required_argument, 0, O_COORD},
                                          {"server-key", required_argument, 0, O_SKEY},
                                          {"key", required_argument, 0, O_KEY},
@@ -92,6 +94,10 @@ int agent_options_parse(int argc, char **argv, agent_options *o)
         switch (c) {
         case 'h':
             usage(stdout);
+            return 1;
+        case 'V':
+            printf("%s %d.%d.%d\n", "edgefleet-agent", EF_VERSION_MAJOR, EF_VERSION_MINOR,
+                   EF_VERSION_PATCH);
             return 1;
         case O_COORD: {
             ef_errmsg em = {{0}};

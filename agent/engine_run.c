@@ -174,13 +174,16 @@ static int pick_slot(emodel *m, const ereq *r, const int32_t *tokens, size_t n)
     return best;
 }
 
+/* n_eval of the n_prompt + n_resume tokens the sequence started with were evaluated now. */
 static void log_start(const emodel *m, const ereq *r, uint32_t n_eval)
 {
+    uint32_t n_all = r->n_prompt + (uint32_t)r->n_resume;
     char hex[33];
     codec_id_hex((ProtobufCBinaryData){CODEC_REQUEST_ID_LEN, (uint8_t *)r->id}, hex);
-    log_info("request %s model \"%s\" slot %d: %u prompt tokens (%u cached), max %u tokens%s%s",
-             hex, m->name, r->slot, r->n_prompt, r->n_prompt - n_eval, r->max_tokens,
-             r->session ? ", session " : "", r->session ? r->session : "");
+    log_info("request %s model \"%s\" slot %d: %u prompt tokens, %zu resumed (%u cached), max %u "
+             "tokens%s%s",
+             hex, m->name, r->slot, r->n_prompt, r->n_resume, n_all > n_eval ? n_all - n_eval : 0,
+             r->max_tokens, r->session ? ", session " : "", r->session ? r->session : "");
     if (r->log_prompt)
         log_info("request %s prompt: %.*s", hex, LOG_PROMPT_MAX,
                  r->prompt ? r->prompt : (r->n_msgs ? r->msgs[r->n_msgs - 1].content : ""));

@@ -1,6 +1,7 @@
 /* edgefleet-coordinator's command line (coordinator/coord_options.h), moved out of main.c so it can
  * be tested and fuzzed without starting the daemon. */
 #include "coord_options.h"
+#include "edgefleet.h"
 #include "log.h"
 
 #include <errno.h>
@@ -34,6 +35,7 @@ static void usage(FILE *out)
             "                             another agent before it fails (default 3, 0..15;\n"
             "                             0 = fail at once)\n"
             "  --log-level debug|info|warn|error   (default info)\n"
+            "  --help, --version\n"
             "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n");
 }
 
@@ -49,6 +51,7 @@ static long parse_count(const char *text, long min, long max)
 }
 
 static const struct option long_options[] = {{"help", no_argument, 0, 'h'},
+                                             {"version", no_argument, 0, 'V'},
                                              {"log-level", required_argument, 0, 'l'},
                                              {"agents-endpoint", required_argument, 0, 'a'},
                                              {"clients-endpoint", required_argument, 0, 'c'},
@@ -91,6 +94,10 @@ int coord_options_parse(int argc, char **argv, coord_config *cfg)
         switch (ch) {
         case 'h':
             usage(stdout);
+            return 1;
+        case 'V':
+            printf("%s %d.%d.%d\n", "edgefleet-coordinator", EF_VERSION_MAJOR, EF_VERSION_MINOR,
+                   EF_VERSION_PATCH);
             return 1;
         case 'l':
             if (log_parse_level(optarg, &lvl) != 0) {

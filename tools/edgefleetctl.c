@@ -1,7 +1,9 @@
 /* edgefleetctl: the operator's CLI. One sub-command per fleet task, each in its own
  * tools/ctl_<name>.c (declared in ctl.h); this file only dispatches. */
 #include "ctl.h"
+#include "edgefleet.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Add a command: one line here, its declaration in ctl.h, its ctl_<name>.c in tools/. */
@@ -23,7 +25,7 @@ static void usage(FILE *out)
             "usage: edgefleetctl COMMAND [ARGS]\n"
             "commands:\n"
             "  %-30s %s\n",
-            "help", "this text");
+            "help, --version", "this text; the version");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-30s %s\n", commands[i].synopsis, commands[i].summary);
     fputs(CTL_EXIT_USAGE, out);
@@ -31,6 +33,10 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("edgefleetctl %s\n", ef_version());
+        return CTL_OK;
+    }
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? CTL_BAD_ARG : CTL_OK;

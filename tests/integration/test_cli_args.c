@@ -78,7 +78,10 @@ static void test_the_moved_parsers_keep_their_codes_and_messages(void **state)
     expect(2, "coordinator/edgefleet-coordinator", ARGS("extra"), "unexpected argument \"extra\"");
     expect(0, "agent/edgefleet-agent", ARGS("--help"), "usage: edgefleet-agent");
     expect(2, "agent/edgefleet-agent", ARGS("--slots", "0"), "--slots: \"0\" is not a number");
-    expect(2, "agent/edgefleet-agent", ARGS("--version"), "usage: edgefleet-agent");
+    expect(0, "agent/edgefleet-agent", ARGS("--version"), "edgefleet-agent 0.");
+    expect(0, "coordinator/edgefleet-coordinator", ARGS("--version"), "edgefleet-coordinator 0.");
+    expect(0, CTL, ARGS("--version"), "edgefleetctl 0.");
+    expect(2, "agent/edgefleet-agent", ARGS("--verbose"), "usage: edgefleet-agent");
     expect(2, CTL, ARGS("keygen"), "usage: edgefleetctl keygen");
     expect(0, CTL, ARGS("keygen", "--help"), "usage: edgefleetctl keygen");
     expect(2, CTL, ARGS("status", "extra"), "usage: edgefleetctl status");
