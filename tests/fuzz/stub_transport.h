@@ -7,20 +7,12 @@
 #ifndef EF_STUB_TRANSPORT_H
 #define EF_STUB_TRANSPORT_H
 
+#include "fuzz_check.h"
 #include "transport.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-/* Stays on in release builds, unlike assert(). */
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
 
 typedef struct {
     /* May the frame go to peer on s? 0, EF_EBUSY or EF_ENOTCONN. NULL = always 0. */
