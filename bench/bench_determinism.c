@@ -254,7 +254,7 @@ int main(int argc, char **argv)
 {
     int n = 10, runs = 2;
     const char *label = "stories260K", *only = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             fprintf(stderr, "bench: %s needs a value\n", a);
@@ -284,7 +284,6 @@ int main(int argc, char **argv)
                             "[--configs a,b,...]\n");
             return 2;
         }
-        i++;
     }
     if (!g_model || n < 1 || n > MAX_PROMPTS || (size_t)n > N_PROMPT_TEXTS || runs < 1 ||
         runs > 64 || g_tokens < 1 || g_tokens > MAX_TOKENS) {
