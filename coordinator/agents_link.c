@@ -109,6 +109,19 @@ static const char *name_of(const char *user_id, const Edgefleet__Register *rg, c
     return name;
 }
 
+void agents_link_drop_other_key(coord *c, const uint8_t *peer, size_t len, const char *user_id)
+{
+    const registry_agent *prev = registry_get_routing_id(c->registry, peer, len);
+    if (!prev || strcmp(prev->key_id, user_id) == 0)
+        return;
+    agent_id_t prev_id = prev->id;
+    char prev_name[REGISTRY_NAME_MAX];
+    snprintf(prev_name, sizeof prev_name, "%s", prev->name);
+    log_warn("agent %s: its routing id is now key %s's; removing it", prev_name, user_id);
+    registry_remove(c->registry, prev_id);
+    request_agent_gone(c, prev_id, prev_name, "its link was taken over");
+}
+
 static void on_register(coord *c, const Edgefleet__Register *rg, const char *user_id,
                         const uint8_t *peer, size_t len)
 {
@@ -123,19 +136,8 @@ static void on_register(coord *c, const Edgefleet__Register *rg, const char *use
         refuse_register(c, user_id, peer, len, why);
         return;
     }
-    /* libzmq gives a routing id to one live connection at a time, so an entry of another key
-     * on this id has lost its link (its close may not be reported yet). Left in place, it
-     * would be found first for this id, and its requests, heartbeats and cancels would go to
-     * the new peer (found by tests/fuzz/fuzz_coordinator.c): it leaves the fleet now. */
-    const registry_agent *prev = registry_get_routing_id(c->registry, peer, len);
-    if (prev && strcmp(prev->key_id, user_id) != 0) {
-        agent_id_t prev_id = prev->id;
-        char prev_name[REGISTRY_NAME_MAX];
-        snprintf(prev_name, sizeof prev_name, "%s", prev->name);
-        log_warn("agent %s: its routing id is now key %s's; removing it", prev_name, user_id);
-        registry_remove(c->registry, prev_id);
-        request_agent_gone(c, prev_id, prev_name, "its link was taken over");
-    }
+    /* The registry may still hold another key's agent on this id (its close not yet seen). */
+    agents_link_drop_other_key(c, peer, len, user_id);
     registry_model_decl decl[REGISTRY_MODELS_MAX];
     for (size_t i = 0; i < rg->n_models; i++)
         decl[i] = (registry_model_decl){

@@ -76,6 +76,12 @@ int agents_link_open(coord *c, ef_errmsg *em);
 void agents_link_handle(coord *c, const envelope *env, const char *user_id, const uint8_t *peer,
                         size_t len);
 void agents_link_close(coord *c);
+/* libzmq gives a routing id to one live connection at a time, so an agent of a key other than
+ * user_id registered on `peer` has lost its link, whether or not its close was seen yet. Left in
+ * place it would be found first for this id, and its requests, heartbeats and cancels would go
+ * to the new peer (found by tests/fuzz/fuzz_coordinator.c): it leaves the fleet now and its
+ * requests move on. */
+void agents_link_drop_other_key(coord *c, const uint8_t *peer, size_t len, const char *user_id);
 /* Send env to an agent by its registry id. Returns 0 or EF_E*. */
 int agents_link_send(coord *c, agent_id_t agent, envelope *env);
 /* Tell an agent to stop working on a request (it ends it with Done{CANCELLED}). */

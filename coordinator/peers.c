@@ -145,25 +145,13 @@ static peer *add(peers *p, peers_link link, const uint8_t *id, size_t len, zmq_m
     return e;
 }
 
-/* A message on a routing id we knew, from another connection (another fd or key): libzmq gives
- * an id to one live connection at a time, so the one we knew is gone, whether or not its close
- * was reported and checked yet. An agent of another key registered on the id leaves now: left
- * in place, its requests, heartbeats and cancels would go to the new peer (found by
- * tests/fuzz/fuzz_coordinator.c). The entry then describes the new connection. */
+/* A message on a routing id we knew, from another connection (another fd or key): the one we
+ * knew is gone, whether or not its close was reported and checked yet. The entry then
+ * describes the new connection. */
 static void reused(coord *c, peer *e, const tsock_peer *who)
 {
-    if (e->link == PEERS_AGENTS) {
-        const registry_agent *a =
-            registry_get_routing_id(c->registry, e->routing_id, e->routing_id_len);
-        if (a && strcmp(a->key_id, who->user_id) != 0) {
-            agent_id_t id = a->id;
-            char name[REGISTRY_NAME_MAX];
-            snprintf(name, sizeof name, "%s", a->name);
-            log_warn("agent %s: its routing id is now key %s's; removing it", name, who->user_id);
-            registry_remove(c->registry, id);
-            request_agent_gone(c, id, name, "its link was taken over");
-        }
-    }
+    if (e->link == PEERS_AGENTS)
+        agents_link_drop_other_key(c, e->routing_id, e->routing_id_len, who->user_id);
     snprintf(e->user_id, sizeof e->user_id, "%s", who->user_id);
     snprintf(e->key, sizeof e->key, "%s", who->key);
     if (tsock_conn_capture(who->fd, &e->conn) != 0)
