@@ -11,6 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Bounds of the decoder (refused above them, naming the field). A body longer than
+ * OPENAI_BODY_MAX is 413 whatever the gateway's own limit: a 1 MiB prompt written with JSON
+ * escapes fits several times over. max_tokens is bounded so that no client asks for 2^32-1. */
+#define OPENAI_BODY_MAX       (8u << 20)
+#define OPENAI_MAX_TOKENS_MAX (1u << 20)
+/* max_tokens when the body gives none: the fleet needs a number (an agent refuses 0) and the
+ * scheduler estimates a request's cost from it. llama-server's default is "until the context
+ * is full"; this is as long as any context we serve, and the agent still ends at a full context
+ * (finish_reason "length"). */
+#define OPENAI_DEFAULT_MAX_TOKENS 4096u
+
 typedef enum {
     OPENAI_COMPLETIONS = 0, /* POST /v1/completions: prompt */
     OPENAI_CHAT = 1         /* POST /v1/chat/completions: messages */
@@ -106,6 +117,10 @@ typedef struct {
 /* {"object":"list","data":[{"id","object":"model","created","owned_by":"edgefleet","boards",
  * "slots","busy_slots","queued"}...]}. `created` is the same for every row. malloc'd or NULL. */
 char *openai_models_json(const openai_model_row *rows, size_t n, int64_t created);
+
+/* 1 if s[0..len) is well-formed UTF-8 (Unicode table 3-7: no overlong forms, surrogates or
+ * code points above U+10FFFF) holding no NUL byte, else 0. */
+int openai_utf8_valid(const char *s, size_t len);
 
 /* Bytes of s[0..len) that can go out now: len less an incomplete UTF-8 character at the very
  * end (at most 3 bytes held back for the next chunk). */
