@@ -7,6 +7,7 @@
 #define EF_COORD_H
 
 #include "codec.h"
+#include "gateway.h"
 #include "keys.h"
 #include "peers.h"
 #include "ratelimit.h"
@@ -36,6 +37,14 @@ typedef struct {
     uint32_t orphan_grace_ms; /* queued requests of a model no agent serves fail after this */
     uint32_t client_stall_ms; /* a client that takes none of its stream this long loses it */
     uint32_t max_resumes;     /* times one request's stream may move to another agent; 0 = never */
+    /* the HTTP gateway (gateway.h): off unless http_listen is set */
+    const char *http_listen;   /* --http HOST:PORT */
+    const char *http_tls_cert; /* --http-tls-cert PEM */
+    const char *http_tls_key;  /* --http-tls-key PEM */
+    int http_insecure;         /* --http-insecure: plain HTTP off loopback */
+    const char *http_api_keys; /* --http-api-keys FILE: bearer keys; NULL = none asked */
+    uint32_t http_max_body;    /* --http-max-body bytes */
+    uint32_t http_max_streams; /* --http-max-streams: requests open on the gateway at once */
 } coord_config;
 
 typedef struct coord {
@@ -61,11 +70,16 @@ typedef struct coord {
     uint64_t startup_until_ms;  /* until then a model no agent declared yet is queued, not
                                    refused: after a restart the boards are still dialling in */
     ratelimit *log_limit;       /* log lines a peer can trigger, per key */
+    gateway *gateway;           /* the HTTP gateway, NULL when off */
 } coord;
 
 /* ---- frontend.c: the client endpoint ----------------------------------------------------- */
 
 int frontend_open(coord *c, ef_errmsg *em);
+/* The front door's check of one request, from libedgefleet or the HTTP gateway: it must say
+ * what to run, stay within what one request may carry, and leave the coordinator's own fields
+ * alone. Returns 0, or an EF_E* code with why filled. */
+int frontend_check(const Edgefleet__Request *r, char *why, size_t cap);
 /* One decoded message from a client (the socket callback's body; fuzz targets call it). */
 void frontend_handle(coord *c, const envelope *env, const coord_client *client);
 

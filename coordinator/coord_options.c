@@ -34,6 +34,15 @@ static void usage(FILE *out)
             "  --max-resumes N            times a request whose agent is lost continues on\n"
             "                             another agent before it fails (default 3, 0..15;\n"
             "                             0 = fail at once)\n"
+            "  --http HOST:PORT           serve the OpenAI HTTP API there (off by default);\n"
+            "                             HOST is numeric (127.0.0.1, [::1], 0.0.0.0)\n"
+            "  --http-tls-cert FILE       PEM certificate chain: HTTPS (with --http-tls-key)\n"
+            "  --http-tls-key FILE        PEM private key\n"
+            "  --http-insecure            plain HTTP on an address other than loopback\n"
+            "  --http-api-keys FILE       require a bearer key: lines of NAME KEY, re-read\n"
+            "                             when the file changes (a removed line is refused)\n"
+            "  --http-max-body N          request body bytes at most (default 8388608)\n"
+            "  --http-max-streams N       HTTP requests open at once (default 256)\n"
             "  --log-level debug|info|warn|error   (default info)\n"
             "  --help, --version\n"
             "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n");
@@ -65,6 +74,13 @@ static const struct option long_options[] = {{"help", no_argument, 0, 'h'},
                                              {"client-stall-ms", required_argument, 0, 's'},
                                              {"client-max", required_argument, 0, 'm'},
                                              {"max-resumes", required_argument, 0, 'r'},
+                                             {"http", required_argument, 0, 'W'},
+                                             {"http-tls-cert", required_argument, 0, 'C'},
+                                             {"http-tls-key", required_argument, 0, 'K'},
+                                             {"http-insecure", no_argument, 0, 'I'},
+                                             {"http-api-keys", required_argument, 0, 'A'},
+                                             {"http-max-body", required_argument, 0, 'B'},
+                                             {"http-max-streams", required_argument, 0, 'S'},
                                              {0, 0, 0, 0}};
 
 /* The numeric options: name, bounds, and where each goes. */
@@ -83,6 +99,8 @@ static const count_option count_options[] = {
     {'s', "client-stall-ms", 100, 3600000, offsetof(coord_config, client_stall_ms)},
     {'m', "client-max", 1, 1000000, offsetof(coord_config, client_max)},
     {'r', "max-resumes", 0, FLIGHT_RESUMES_MAX, offsetof(coord_config, max_resumes)},
+    {'B', "http-max-body", 1024, 1L << 30, offsetof(coord_config, http_max_body)},
+    {'S', "http-max-streams", 1, 65536, offsetof(coord_config, http_max_streams)},
 };
 
 int coord_options_parse(int argc, char **argv, coord_config *cfg)
@@ -121,13 +139,30 @@ int coord_options_parse(int argc, char **argv, coord_config *cfg)
         case 'd':
             cfg->allow_dir = optarg;
             break;
+        case 'W':
+            cfg->http_listen = optarg;
+            break;
+        case 'C':
+            cfg->http_tls_cert = optarg;
+            break;
+        case 'K':
+            cfg->http_tls_key = optarg;
+            break;
+        case 'I':
+            cfg->http_insecure = 1;
+            break;
+        case 'A':
+            cfg->http_api_keys = optarg;
+            break;
         case 'H':
         case 'L':
         case 'q':
         case 'o':
         case 's':
         case 'm':
-        case 'r': {
+        case 'r':
+        case 'B':
+        case 'S': {
             const count_option *o = count_options;
             while (o->ch != ch)
                 o++;
@@ -148,6 +183,11 @@ int coord_options_parse(int argc, char **argv, coord_config *cfg)
     }
     if (optind < argc) {
         fprintf(stderr, "edgefleet-coordinator: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (!cfg->http_listen &&
+        (cfg->http_tls_cert || cfg->http_tls_key || cfg->http_insecure || cfg->http_api_keys)) {
+        fprintf(stderr, "edgefleet-coordinator: the --http-* options need --http HOST:PORT\n");
         return 2;
     }
     return 0;

@@ -30,17 +30,17 @@ typedef struct flight_backlog {
     uint64_t progress_ms; /* when the client last took something (or the backlog began) */
 } flight_backlog;
 
-int delivery_send(coord *c, const uint8_t *client, size_t client_len, envelope *env)
+int delivery_send(coord *c, client_via via, const uint8_t *client, size_t client_len, envelope *env)
 {
-    int rc = tsock_send_env(c->clients, client, client_len, env);
+    int rc = via == CLIENT_VIA_HTTP ? gateway_deliver(c->gateway, client, client_len, env)
+                                    : tsock_send_env(c->clients, client, client_len, env);
     if (rc && rc != EF_ENOTCONN && rc != EF_EBUSY)
         log_warn("reply (%s) to a client failed: %s", codec_body_name(env), ef_strerror(rc));
     return rc;
 }
 
-void delivery_refuse(coord *c, const uint8_t *client, size_t client_len,
-                     const ProtobufCBinaryData *request_id, uint32_t batch_index, int code,
-                     uint32_t retry_after_ms, const char *message)
+void delivery_refuse(coord *c, const coord_client *client, const ProtobufCBinaryData *request_id,
+                     uint32_t batch_index, int code, uint32_t retry_after_ms, const char *message)
 {
     Edgefleet__Error e = EDGEFLEET__ERROR__INIT;
     if (request_id)
@@ -52,7 +52,7 @@ void delivery_refuse(coord *c, const uint8_t *client, size_t client_len,
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_ERROR;
     env.error = &e;
-    delivery_send(c, client, client_len, &env);
+    delivery_send(c, client->via, client->routing_id, client->routing_id_len, &env);
 }
 
 static void on_delivery_timer(uv_timer_t *t);
@@ -151,14 +151,17 @@ static int backlog_flush(coord *c, flight *f)
         envelope env = EDGEFLEET__ENVELOPE__INIT;
         env.body_case = EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK;
         env.token_chunk = &tc;
-        int rc = delivery_send(c, f->client, f->client_len, &env);
+        int rc = delivery_send(c, f->via, f->client, f->client_len, &env);
         if (rc == EF_EBUSY || rc == EF_ENOTCONN)
             return rc;
         backlog_drop_chunk(b); /* sent (or unsendable for good: logged) */
         b->progress_ms = clock_mono_ms();
     }
     if (b->final) {
-        int rc = tsock_send(c->clients, f->client, f->client_len, b->final, b->final_len);
+        int rc = f->via == CLIENT_VIA_HTTP
+                     ? gateway_deliver_packed(c->gateway, f->client, f->client_len, b->final,
+                                              b->final_len)
+                     : tsock_send(c->clients, f->client, f->client_len, b->final, b->final_len);
         if (rc == EF_EBUSY || rc == EF_ENOTCONN)
             return rc;
     }
@@ -173,7 +176,7 @@ int delivery_chunk(coord *c, flight *f, const Edgefleet__TokenChunk *tc)
         envelope env = EDGEFLEET__ENVELOPE__INIT;
         env.body_case = EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK;
         env.token_chunk = (Edgefleet__TokenChunk *)tc;
-        int rc = delivery_send(c, f->client, f->client_len, &env);
+        int rc = delivery_send(c, f->via, f->client, f->client_len, &env);
         if (rc != EF_EBUSY)
             return rc == EF_ENOTCONN ? rc : 0;
     }
@@ -193,7 +196,7 @@ void delivery_end(coord *c, flight **f_p, envelope *env)
     *f_p = NULL;
     int rc = EF_ENOTCONN;
     if (f->state != FLIGHT_CLIENT_GONE && !f->backlog)
-        rc = delivery_send(c, f->client, f->client_len, env);
+        rc = delivery_send(c, f->via, f->client, f->client_len, env);
     if (f->state != FLIGHT_CLIENT_GONE && (f->backlog || rc == EF_EBUSY)) {
         flight_backlog *b = backlog_of(c, f);
         size_t len = 0;

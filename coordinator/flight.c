@@ -76,6 +76,7 @@ flight *flight_new(const Edgefleet__Request *request, const coord_client *client
     }
     memcpy(f->client, client->routing_id, client->routing_id_len);
     f->client_len = client->routing_id_len;
+    f->via = client->via;
     snprintf(f->client_key, sizeof f->client_key, "%s", client->user_id ? client->user_id : "");
     f->received_ms = now_ms;
     f->list = list;

@@ -16,10 +16,8 @@
 /* Agents a batch's planned split is logged for. */
 #define FRONTEND_SPLIT_LOG_MAX 16
 
-/* What the scheduler and the agents would refuse later, refused now with the reason: a request
- * must say what to run, stay within what one request may carry, and leave the coordinator's own
- * fields alone. Returns 0, or an EF_E* code with why filled. */
-static int request_problem(const Edgefleet__Request *r, char *why, size_t cap)
+/* What the scheduler and the agents would refuse later, refused now with the reason (coord.h). */
+int frontend_check(const Edgefleet__Request *r, char *why, size_t cap)
 {
     if (!r->model || !*r->model)
         return snprintf(why, cap, "request without a model"), EF_EINVAL;
@@ -71,13 +69,13 @@ static void refuse(coord *c, const coord_client *cl, const ProtobufCBinaryData *
     if (ratelimit_check(c->log_limit, cl->user_id, clock_mono_ms(), &held))
         log_warn("client %s: request refused: %s%s", cl->user_id, why,
                  held ? " (and more since the last such line)" : "");
-    delivery_refuse(c, cl->routing_id, cl->routing_id_len, id, batch_index, code, 0, why);
+    delivery_refuse(c, cl, id, batch_index, code, 0, why);
 }
 
 static void on_request(coord *c, const Edgefleet__Request *r, const coord_client *cl)
 {
     char why[160];
-    int rc = request_problem(r, why, sizeof why);
+    int rc = frontend_check(r, why, sizeof why);
     if (rc) {
         refuse(c, cl, &r->request_id, 0, rc, why);
         return;
@@ -129,7 +127,7 @@ static void on_batch(coord *c, const Edgefleet__BatchRequest *b, const coord_cli
     }
     for (size_t i = 0; i < b->n_items; i++) {
         char item[160];
-        int rc = request_problem(b->items[i], item, sizeof item);
+        int rc = frontend_check(b->items[i], item, sizeof item);
         if (rc == 0 && strcmp(b->items[i]->model, b->items[0]->model) != 0)
             rc = EF_EINVAL, snprintf(item, sizeof item, "a batch is for one model");
         if (rc) {
@@ -149,7 +147,8 @@ static void on_client_message(tsock *s, zmq_msg_t *frames, size_t n, void *user)
     if (n != 2 || zmq_msg_size(&frames[0]) == 0 || zmq_msg_size(&frames[0]) > COORD_PEER_MAX)
         return; /* not [routing id, envelope]: not one of ours */
     const char *uid = zmq_msg_gets(&frames[1], "User-Id");
-    coord_client cl = {zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), uid ? uid : ""};
+    coord_client cl = {zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), uid ? uid : "",
+                       CLIENT_VIA_ZMQ};
     if (peers_seen(c, PEERS_CLIENTS, &frames[0], &frames[1]) != 0)
         return; /* a revoked key: it gets nothing more */
     envelope *env = NULL;

@@ -1,6 +1,7 @@
 /* edgefleet-coordinator: the fleet coordinator: registers agents and routes requests.
  * Thin main: parse options, load the key, wire registry + scheduler + the three endpoints onto
  * one libuv loop, run until SIGINT/SIGTERM, then fail what is still open and tear down. */
+#include "clock.h"
 #include "config.h"
 #include "coord.h"
 #include "log.h"
@@ -81,6 +82,11 @@ static int wire(coord *c)
         log_error("%s", em.msg);
         return 1;
     }
+    int rc = gateway_open(c, &em);
+    if (rc) {
+        log_error("%s", em.msg);
+        return rc == EF_ECONFIG ? 2 : 1;
+    }
     log_info("listening: agents %s, clients %s, telemetry %s; heartbeat %u ms, liveness %u, "
              "queue %u per model, %u per client",
              c->cfg.agents_endpoint, c->cfg.clients_endpoint, c->cfg.telemetry_endpoint,
@@ -94,19 +100,38 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_stop(h->loop);
 }
 
-static void teardown(coord *c)
+/* HTTP answers being written get a moment to go out (an idle keep-alive connection holds
+ * this for the whole moment: h2o 2.2 closes those only on their idle timeout). */
+#define COORD_HTTP_DRAIN_MS 1000
+
+static void drain_http(coord *c)
+{
+    uint64_t until = clock_mono_ms() + COORD_HTTP_DRAIN_MS;
+    while (gateway_conns(c) && clock_mono_ms() < until) {
+        uv_run(c->loop, UV_RUN_NOWAIT);
+        uv_sleep(5);
+    }
+}
+
+/* Returns 1 when the loop can be run to its end (no HTTP connection outlived the gateway). */
+static int teardown(coord *c)
 {
     if (c->scheduler)
         request_flush(c); /* every open request gets an error, not a hang */
+    gateway_shutdown(c);
+    drain_http(c);
+    int can_close = gateway_conns(c) == 0;
     if (c->agents)
         agents_link_close(c);
     request_close(c);
+    gateway_close(c);
     transport_destroy(&c->transport);
     uv_run(c->loop, UV_RUN_NOWAIT); /* close callbacks */
     scheduler_destroy(&c->scheduler);
     registry_destroy(&c->registry);
     peers_destroy(&c->peers);
     ratelimit_destroy(&c->log_limit);
+    return can_close;
 }
 
 int main(int argc, char **argv)
@@ -141,12 +166,14 @@ int main(int argc, char **argv)
     rc = wire(&c);
     if (rc == 0)
         uv_run(&loop, UV_RUN_DEFAULT);
-    teardown(&c);
+    int can_close = teardown(&c);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&loop) != 0)
-        log_warn("loop closed with handles still open");
+    if (can_close) {
+        uv_run(&loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&loop) != 0)
+            log_warn("loop closed with handles still open");
+    }
     log_info("stopped");
     return rc;
 }

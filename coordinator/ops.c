@@ -13,7 +13,7 @@ static void send_reply(coord *c, const coord_client *client, Edgefleet__Operator
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_REPLY;
     env.reply = r;
-    delivery_send(c, client->routing_id, client->routing_id_len, &env);
+    delivery_send(c, client->via, client->routing_id, client->routing_id_len, &env);
 }
 
 /* The status message's parts, allocated together and freed after the reply is packed. */

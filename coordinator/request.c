@@ -210,12 +210,13 @@ static int is_known(coord *c, const Edgefleet__Request *r, uint32_t batch_index,
     if (strcmp(f->client_key, client->user_id) != 0) {
         log_warn("request %s: id reused by %s while it runs for %s; refused", hex, client->user_id,
                  f->client_key);
-        delivery_refuse(c, client->routing_id, client->routing_id_len, &r->request_id, batch_index,
-                        EF_EDUPLICATE, 0, "request id in use by another client");
+        delivery_refuse(c, client, &r->request_id, batch_index, EF_EDUPLICATE, 0,
+                        "request id in use by another client");
         return 1;
     }
     memcpy(f->client, client->routing_id, client->routing_id_len);
     f->client_len = client->routing_id_len;
+    f->via = client->via;
     log_info("request %s: retried by its client; replies go to the new connection", hex);
     return 1;
 }
@@ -245,8 +246,8 @@ void request_submit(coord *c, const Edgefleet__Request *r, uint32_t batch_index,
     uint64_t now = clock_mono_ms();
     flight *f = flight_new(r, client, now, &c->flights);
     if (!f) {
-        delivery_refuse(c, client->routing_id, client->routing_id_len, &r->request_id, batch_index,
-                        EF_ENOMEM, 0, "coordinator out of memory");
+        delivery_refuse(c, client, &r->request_id, batch_index, EF_ENOMEM, 0,
+                        "coordinator out of memory");
         return;
     }
     f->request->batch_index = batch_index;
@@ -308,28 +309,52 @@ void request_cancel(coord *c, const uint8_t *request_id, const coord_client *cli
     arm_deadline_timer(c);
 }
 
+/* Nobody is left to answer: stop the request without a word to its client. Returns 1 if it was
+ * still running or queued (and is now stopping or ended), 0 if it had ended already. `code`
+ * is what it ends with when it was only queued (nobody hears it). */
+static int forget(coord *c, flight *f, int code, const char *why)
+{
+    f->state = FLIGHT_CLIENT_GONE; /* nothing more goes to its client */
+    sched_request *sr = scheduler_find(c->scheduler, f->request->request_id.data);
+    if (!sr || sr->payload != f)
+        return 0; /* ended: what it still had to deliver is dropped with the link */
+    if (sr->state == SCHED_INFLIGHT) { /* the agent's Done ends it, unanswered */
+        agents_link_cancel(c, sr->agent, f->request->request_id);
+        return 1;
+    }
+    sched_request out;
+    if (scheduler_cancel(c->scheduler, sr->ticket, &out) == 0)
+        end_error(c, &f, code, 0, why);
+    return 1;
+}
+
 void request_client_revoked(coord *c, const char *user_id)
 {
     size_t n = 0;
     for (flight *f = c->flights, *next; f; f = next) {
         next = f->next;
-        if (strcmp(f->client_key, user_id) != 0)
-            continue;
-        f->state = FLIGHT_CLIENT_GONE; /* its connection is cut: nothing more goes to it */
-        sched_request *sr = scheduler_find(c->scheduler, f->request->request_id.data);
-        if (!sr || sr->payload != f)
-            continue; /* ended: what it still had to deliver is dropped with the link */
-        n++;
-        if (sr->state == SCHED_INFLIGHT) { /* the agent's Done ends it, unanswered */
-            agents_link_cancel(c, sr->agent, f->request->request_id);
-            continue;
-        }
-        sched_request out;
-        if (scheduler_cancel(c->scheduler, sr->ticket, &out) == 0)
-            end_error(c, &f, EF_EDENIED, 0, "key revoked");
+        if (strcmp(f->client_key, user_id) == 0)
+            n += (size_t)forget(c, f, EF_EDENIED, "key revoked");
     }
     if (n)
         log_info("key %s revoked: %zu of its requests stopped", user_id, n);
+}
+
+void request_client_gone(coord *c, const uint8_t *request_id, const coord_client *client)
+{
+    sched_request *sr = scheduler_find(c->scheduler, request_id);
+    if (!sr)
+        return;
+    flight *f = sr->payload;
+    if (strcmp(f->client_key, client->user_id) != 0 || f->state == FLIGHT_CLIENT_GONE)
+        return;
+    char hex[33];
+    codec_id_hex(f->request->request_id, hex);
+    int on_agent = sr->state == SCHED_INFLIGHT;
+    forget(c, f, EF_ENOTCONN, "client gone");
+    log_info("request %s (%s): client gone; %s", hex, client->user_id,
+             on_agent ? "cancelling it on its agent" : "dropped from the queue");
+    arm_deadline_timer(c);
 }
 
 /* ---- timers and shutdown ------------------------------------------------------------------- */

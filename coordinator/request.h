@@ -28,12 +28,18 @@ typedef struct coord coord;
 /* Tokens a client may say it already has when it re-sends a call (Request.received_tokens). */
 #define FLIGHT_RECEIVED_MAX 65536u
 
+/* The way a client reached us, and so the way back: the clients ROUTER (libedgefleet), or the
+ * HTTP gateway (gateway.c), which names its streams with routing ids of its own. */
+typedef enum { CLIENT_VIA_ZMQ = 0, CLIENT_VIA_HTTP = 1 } client_via;
+
 /* Who sent a message on the clients endpoint: the routing id is only the way back (libzmq's
- * or the peer's choice, never an identity); the ZAP User-Id ("clients/alice") is who it is. */
+ * or the peer's choice, never an identity); the ZAP User-Id ("clients/alice") is who it is. An
+ * HTTP client's user_id is "http/" and its API key's name. */
 typedef struct {
     const uint8_t *routing_id;
     size_t routing_id_len;
     const char *user_id;
+    client_via via;
 } coord_client;
 
 /* Why a flight is being wound down while its agent finishes (a cancel is on its way there). */
@@ -49,6 +55,7 @@ typedef struct flight {
     Edgefleet__Request *request;    /* owned copy: prompt or messages, sampling (pinned seed)... */
     uint8_t client[COORD_PEER_MAX]; /* the client's routing id on the clients ROUTER */
     size_t client_len;
+    client_via via;                    /* ... or on the HTTP gateway */
     char client_key[REGISTRY_KEY_MAX]; /* its ZAP User-Id: the request's owner */
     int32_t *tokens; /* token ids relayed to the client so far (for a later resume) */
     size_t n_tokens, cap_tokens;
@@ -105,6 +112,10 @@ void request_pump(coord *c);
 void request_cancel(coord *c, const uint8_t *request_id, const coord_client *client);
 /* A client key was revoked: its requests stop (cancelled on their agents), unanswered. */
 void request_client_revoked(coord *c, const char *user_id);
+/* The client of one request left (an HTTP client closed its connection): the request stops
+ * (cancelled on its agent, the slot free within a step), unanswered. Only its owner's key
+ * counts; an ended request is left alone. */
+void request_client_gone(coord *c, const uint8_t *request_id, const coord_client *client);
 /* Fail the queued requests of models that no agent has served for the grace period. */
 void request_fail_orphans(coord *c);
 /* Give every request back to its client as failed, for shutdown. */
@@ -158,12 +169,12 @@ int delivery_chunk(coord *c, flight *f, const Edgefleet__TokenChunk *tc);
 /* Send env (Done or Error) as the request's last message and take the flight: it is freed once
  * everything is out, the client is gone, or it stalls. *f_p is NULL afterwards. */
 void delivery_end(coord *c, flight **f_p, envelope *env);
-/* Send an envelope that is about no admitted request (a refusal, an operator reply). Returns
- * tsock_send's code. */
-int delivery_send(coord *c, const uint8_t *client, size_t client_len, envelope *env);
+/* Send an envelope to a client the way it came (`via`). Returns 0, EF_EBUSY (its queue is full:
+ * nothing sent), EF_ENOTCONN (gone), or another EF_E* (logged). */
+int delivery_send(coord *c, client_via via, const uint8_t *client, size_t client_len,
+                  envelope *env);
 /* An Error about one request that the coordinator never admitted (or about a whole batch). */
-void delivery_refuse(coord *c, const uint8_t *client, size_t client_len,
-                     const ProtobufCBinaryData *request_id, uint32_t batch_index, int code,
-                     uint32_t retry_after_ms, const char *message);
+void delivery_refuse(coord *c, const coord_client *client, const ProtobufCBinaryData *request_id,
+                     uint32_t batch_index, int code, uint32_t retry_after_ms, const char *message);
 
 #endif

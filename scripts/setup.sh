@@ -25,6 +25,7 @@ if [ "${1:-}" = "--print" ]; then echo "$PREFIX"; exit 0; fi
 PKGS=(build-essential cmake pkg-config git ca-certificates clang clang-format
       libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev libuv1-dev
       libcjson-dev libinih-dev libcmocka-dev
+      libh2o-dev libssl-dev curl  # the HTTP gateway (h2o on libuv, TLS); curl drives its tests
       iproute2)  # ip netns + veth: the failover tests partition an agent in a namespace
 step="apt packages"
 missing=()
@@ -46,6 +47,20 @@ fi
 # libzmq must have CURVE; Debian's is built with libsodium, but a hand-built one might not be.
 step="libzmq CURVE check"
 pkg-config --exists libzmq || fail "pkg-config cannot find libzmq"
+
+# OpenAI's own client library (npm, pinned), for the HTTP gateway's tests: they drive the
+# gateway with it as applications do. Installed here, never at test time.
+OPENAI_JS_VERSION=6.30.1
+OPENAI_JS_DIR=$CACHE/openai-js-$OPENAI_JS_VERSION
+step="npm install openai@$OPENAI_JS_VERSION"
+if [ ! -f "$OPENAI_JS_DIR/node_modules/openai/package.json" ]; then
+  say "installing openai@$OPENAI_JS_VERSION (npm) into $OPENAI_JS_DIR for the gateway tests"
+  mkdir -p "$OPENAI_JS_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$OPENAI_JS_DIR" "openai@$OPENAI_JS_VERSION" \
+    >/dev/null || fail "npm install openai@$OPENAI_JS_VERSION"
+else
+  say "openai@$OPENAI_JS_VERSION (npm): present"
+fi
 
 if [ -f "$STAMP" ]; then
   say "llama.cpp: using $(cat "$STAMP") at $PREFIX (already built)"

@@ -396,7 +396,7 @@ static void message(int i, const uint8_t *buf, size_t len)
             if (p->link == PEERS_AGENTS) {
                 agents_link_handle(&S.c, env, p->user_id, (const uint8_t *)rid, rid_len);
             } else {
-                coord_client cl = {(const uint8_t *)rid, rid_len, p->user_id};
+                coord_client cl = {(const uint8_t *)rid, rid_len, p->user_id, CLIENT_VIA_ZMQ};
                 frontend_handle(&S.c, env, &cl);
             }
             codec_free(&env);

@@ -24,7 +24,7 @@ static flight *make(flight **list, int32_t *received, size_t n_received, uint64_
     r.sampling = &sp;
     r.received_tokens = received;
     r.n_received_tokens = n_received;
-    coord_client cl = {(const uint8_t *)"rid", 3, "clients/alice"};
+    coord_client cl = {(const uint8_t *)"rid", 3, "clients/alice", CLIENT_VIA_ZMQ};
     return flight_new(&r, &cl, 5, list);
 }
 
