@@ -15,11 +15,43 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* UTF-8 checked another way than openai_utf8_valid (by code point, not by table 3-7), so that
+ * a mistake in the codec's own check cannot hide itself. */
+static int utf8_ok(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        unsigned char b = u[i++];
+        uint32_t cp, min;
+        int more;
+        if (b == 0)
+            return 0;
+        if (b < 0x80)
+            continue;
+        if ((b & 0xE0) == 0xC0)
+            cp = b & 0x1F, more = 1, min = 0x80;
+        else if ((b & 0xF0) == 0xE0)
+            cp = b & 0x0F, more = 2, min = 0x800;
+        else if ((b & 0xF8) == 0xF0)
+            cp = b & 0x07, more = 3, min = 0x10000;
+        else
+            return 0;
+        for (; more > 0; more--, i++) {
+            if (i >= len || (u[i] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (u[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+    }
+    return 1;
+}
+
 /* out parses as JSON and is valid UTF-8; returns the document (caller deletes). */
 static cJSON *check_json(char *out)
 {
     CHECK(out != NULL);
-    CHECK(openai_utf8_valid(out, strlen(out)));
+    CHECK(utf8_ok(out, strlen(out)));
     cJSON *doc = cJSON_Parse(out);
     CHECK(doc != NULL);
     free(out);
@@ -31,7 +63,7 @@ static void check_accepted(openai_endpoint ep, const openai_request *r)
     const Edgefleet__Request *q = r->request;
     CHECK(q != NULL);
     CHECK(q->request_id.len == CODEC_REQUEST_ID_LEN);
-    CHECK(q->model && *q->model && openai_utf8_valid(q->model, strlen(q->model)));
+    CHECK(q->model && *q->model && utf8_ok(q->model, strlen(q->model)));
     if (ep == OPENAI_CHAT) {
         CHECK(q->n_messages > 0 && q->n_messages <= CODEC_MAX_MESSAGES && !*q->prompt);
         for (size_t i = 0; i < q->n_messages; i++)
@@ -96,7 +128,8 @@ static const char *choice_text(const cJSON *doc, openai_endpoint ep, const char 
 static void reply(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
-    int clean = openai_utf8_valid(text, size);
+    int clean = utf8_ok(text, size);
+    CHECK(clean == openai_utf8_valid(text, size));
     Edgefleet__Usage u = EDGEFLEET__USAGE__INIT;
     u.prompt_tokens = (uint32_t)size, u.completion_tokens = UINT32_MAX;
     for (int ep = OPENAI_COMPLETIONS; ep <= OPENAI_CHAT; ep++) {
@@ -130,7 +163,7 @@ static void reply(const uint8_t *data, size_t size)
     /* Valid text cut anywhere near its end: what may go out is valid, at most 3 bytes wait. */
     for (size_t back = 1; clean && back <= 3 && back <= size; back++) {
         keep = openai_utf8_complete(text, size - back);
-        CHECK(size - back - keep <= 3 && openai_utf8_valid(text, keep));
+        CHECK(size - back - keep <= 3 && utf8_ok(text, keep));
     }
 }
 
