@@ -25,7 +25,9 @@ log() { echo "[fuzz +${SECONDS}s] $*" >&2; }
 log "configuring and building $build (clang, -DEF_FUZZ=ON, log: $build/build.log)"
 mkdir -p "$build"
 CC=clang cmake -S . -B "$build" -DEF_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/build.log"
-if ! cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" >>"$build/build.log" 2>&1; then
+targets=()
+[ -n "$only" ] && targets=(--target "$only") # one target: build only it
+if ! cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" "${targets[@]}" >>"$build/build.log" 2>&1; then
     grep -E -B2 -A8 "error:|Error " "$build/build.log" | head -60 >&2
     log "build FAILED"
     exit 1

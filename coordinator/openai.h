@@ -46,7 +46,8 @@ typedef struct {
     int include_usage;           /* "stream_options": {"include_usage": true} */
 } openai_request;
 
-/* Fill *e (status, type, code may be NULL for null, printf-style message). Returns e->status. */
+/* Fill *e (status, type, param, code may be NULL for null, printf-style message; a message
+ * longer than the field is cut on a character boundary). Returns e->status. */
 int openai_error_set(openai_error *e, int status, const char *type, const char *param,
                      const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
@@ -58,7 +59,22 @@ int openai_error_set(openai_error *e, int status, const char *type, const char *
  * id), stream, stream_options.include_usage. Unknown fields are ignored; a known field of the
  * wrong type or out of range is refused, naming it. Returns 0 and fills *out (caller clears),
  * or an EF_E* code (EF_EINVAL bad request, EF_ENOMEM) with *err filled (status 400 for every
- * mistake of the caller's, 500 for ENOMEM) and *out zeroed. */
+ * mistake of the caller's, 500 for ENOMEM) and *out zeroed.
+ * In detail: JSON null is the same as an absent field; names are case-sensitive and of two
+ * equal names the first counts. Absent sampling fields take llama-server's defaults
+ * (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1), absent max_tokens
+ * OPENAI_DEFAULT_MAX_TOKENS; max_tokens must be 1..OPENAI_MAX_TOKENS_MAX (the agent refuses 0).
+ * Ranges: temperature 0..2, top_p and min_p 0..1, top_k 0..2^31-1, repeat_penalty 0..100.
+ * seed: -1 or absent is random (0 on the wire), 0..2^53 is fixed (0 goes out as 2^32+1, which
+ * the agent folds to sampler seed 0); integers must be integral JSON numbers. The developer
+ * role becomes system; an assistant's null content is ""; text parts are joined without a
+ * separator; tool roles, tool_calls and non-text parts are refused. user "" is no session;
+ * any other becomes "u-" + 32 hex digits (BLAKE2b-128). A string holding \u0000 or invalid
+ * UTF-8 is refused (400), so is any raw NUL byte in the body. A prompt (or every role and
+ * content together) over CODEC_MAX_PROMPT_BYTES is 400 with code context_length_exceeded; a
+ * body over OPENAI_BODY_MAX is 413 (EF_ETOOBIG), before it is parsed. cJSON cannot tell its
+ * ENOMEM from bad syntax: that case answers 400. Thread-safety: cJSON records a parse failure
+ * in a global it never reads back for us (a benign race between threads parsing at once). */
 int openai_request_parse(openai_endpoint ep, const char *body, size_t len, openai_request *out,
                          openai_error *err);
 /* Free what a parse filled. Zeroed or cleared twice is a no-op. */
@@ -82,12 +98,15 @@ const char *openai_finish_reason(Edgefleet__FinishReason f);
 
 /* The whole (non-streamed) response: text (`len` bytes, any bytes: invalid UTF-8 becomes
  * U+FFFD), finish_reason (NULL = null), usage (NULL = none). Returns a malloc'd NUL-terminated
- * JSON document (caller frees) or NULL on ENOMEM. */
+ * JSON document (caller frees) or NULL on ENOMEM. usage also carries
+ * prompt_tokens_details.cached_tokens (prompt tokens served from the session's KV cache). */
 char *openai_response_json(const openai_meta *m, const char *text, size_t len,
                            const char *finish_reason, const Edgefleet__Usage *usage);
 
 /* One streamed chunk object (no "data: " framing): a delta of text (`len` bytes, may be 0;
  * with `first` set, a chat delta also carries "role":"assistant"), finish_reason (NULL = null).
+ * A chat delta that is not the first and has no text is {} (OpenAI's last chunk); a completions
+ * chunk always has "text". No "usage": null in the other chunks (clients do without).
  * With usage != NULL it is the include_usage chunk: "choices": [] and the usage object.
  * Returns a malloc'd JSON document or NULL on ENOMEM. */
 char *openai_chunk_json(const openai_meta *m, const char *text, size_t len, int first,
