@@ -105,8 +105,9 @@ static int load(const char *path, int strict, key_entry **out, size_t *n_out, st
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         key_entry e;
-        int got = strchr(line, '\n') || feof(f) ? parse_line(line, &e, why, sizeof why)
-                                                : (snprintf(why, sizeof why, "line too long"), -1);
+        int whole = strchr(line, '\n') || feof(f); /* before parse_line cuts the newline */
+        int got = whole ? parse_line(line, &e, why, sizeof why)
+                        : (snprintf(why, sizeof why, "line too long"), -1);
         if (got == 1 && (n == HTTP_KEYS_MAX || is_dup(keys, n, &e, why, sizeof why)))
             got = n == HTTP_KEYS_MAX ? (snprintf(why, sizeof why, "too many keys"), -1) : -1;
         if (got == 1)
@@ -115,7 +116,7 @@ static int load(const char *path, int strict, key_entry **out, size_t *n_out, st
             rc = errmsg_set(em, EF_ECONFIG, "%s:%zu: %s", path, lineno, why);
         else if (got < 0)
             log_warn("http api keys %s:%zu: %s; line skipped", path, lineno, why);
-        if (!strchr(line, '\n'))
+        if (!whole)
             for (int ch; (ch = fgetc(f)) != EOF && ch != '\n';)
                 ; /* the rest of a long line */
         sodium_memzero(line, sizeof line);
