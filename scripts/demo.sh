@@ -40,7 +40,8 @@ trap 'exit 130' INT TERM
 
 # Ports: 17701.. unless taken; a second demo on the same box picks the next free block.
 base=${EF_DEMO_PORT:-17701}
-while ss -ltn 2>/dev/null | grep -qE ":($base|$((base + 1))|$((base + 2)))\b"; do base=$((base + 10)); done
+while ss -ltn 2>/dev/null | grep -qE ":($base|$((base + 1))|$((base + 2))|$((base + 3)))\b"; do base=$((base + 10)); done
+http=127.0.0.1:$((base + 3))
 agents_ep=tcp://127.0.0.1:$base clients_ep=tcp://127.0.0.1:$((base + 1)) telem_ep=tcp://127.0.0.1:$((base + 2))
 
 echo "demo: keys in $work"
@@ -52,7 +53,7 @@ cp "$work/keys/demo.pub" "$work/allow/operators/"
 echo "demo: starting the coordinator ($agents_ep agents, $clients_ep clients)"
 "$bin/coordinator/edgefleet-coordinator" --agents-endpoint "$agents_ep" --clients-endpoint "$clients_ep" \
   --telemetry-endpoint "$telem_ep" --key "$work/keys/coordinator.key" --allow-dir "$work/allow" \
-  >"$work/coordinator.log" 2>&1 &
+  --http "$http" >"$work/coordinator.log" 2>&1 &
 pids+=($!)
 for n in board-a board-b; do
   echo "demo: starting agent $n with $(basename "$model")"
@@ -76,6 +77,12 @@ name=$(basename "$model" .gguf)
 echo "demo: edgefleetctl generate --model $name \"$prompt\""
 echo "----------------------------------------------------------------------"
 "$ctl" generate --model "$name" --max-tokens "$max_tokens" "$prompt"
+echo "----------------------------------------------------------------------"
+echo "demo: the same fleet through the OpenAI HTTP API (--http $http):"
+echo "demo: curl http://$http/v1/completions -d '{\"model\": \"$name\", \"prompt\": \"$prompt\", \"max_tokens\": 32}'"
+curl -s "http://$http/v1/completions" \
+  -d "{\"model\": \"$name\", \"prompt\": \"$prompt\", \"max_tokens\": 32}" || echo "demo: curl failed"
+echo
 echo "----------------------------------------------------------------------"
 echo "demo: edgefleetctl status"
 "$ctl" status
