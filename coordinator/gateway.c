@@ -309,23 +309,24 @@ uint32_t gateway_conns(const coord *c)
     return c->gateway ? http_server_conns(c->gateway->http) : 0;
 }
 
-void gateway_close(coord *c)
+int gateway_close(coord *c)
 {
     gateway *g = c->gateway;
     if (!g)
-        return;
+        return 0;
     gateway_shutdown(c);
     /* Streams whose connection is still open keep their memory for h2o's dispose; they are
      * only taken out of the table, as nothing of the fleet is left to answer them. */
     for (uint32_t i = 0; g->slots && i < g->n_slots; i++)
         if (g->slots[i])
             gw_detach(g->slots[i]);
-    http_server_destroy(&g->http);
+    int left = http_server_destroy(&g->http);
     http_keys_destroy(&g->keys);
     free(g->slots);
     free(g->gens);
     free(g);
     c->gateway = NULL;
+    return left;
 }
 
 /* ---- replies from the fleet ---------------------------------------------------------------- */

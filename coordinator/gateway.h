@@ -30,8 +30,9 @@ typedef struct gateway gateway;
 int gateway_open(coord *c, ef_errmsg *em);
 /* Stop accepting; streams still open get their end (request_flush answers them first). */
 void gateway_shutdown(coord *c);
-/* Free everything (after the loop wound down). */
-void gateway_close(coord *c);
+/* Free everything. Returns 0, or 1 when h2o state had to be left in place (connections still
+ * open): the loop then has handles that never close, and must not be run to its end. */
+int gateway_close(coord *c);
 /* Connections still open (shutdown waits a moment for them). */
 uint32_t gateway_conns(const coord *c);
 

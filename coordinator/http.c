@@ -253,19 +253,49 @@ void http_server_shutdown(http_server *s)
 
 uint32_t http_server_conns(const http_server *s) { return s ? s->conns->n : 0; }
 
-void http_server_destroy(http_server **s_p)
+/* h2o asserts that no timeout of a context it disposes has an entry left: a connection that
+ * closed a moment ago may still have one until the loop runs its close. */
+static int ctx_timeouts_idle(h2o_context_t *ctx)
+{
+    h2o_timeout_t *t[] = {&ctx->zero_timeout,
+                          &ctx->one_sec_timeout,
+                          &ctx->hundred_ms_timeout,
+                          &ctx->handshake_timeout,
+                          &ctx->http1.req_timeout,
+                          &ctx->http2.idle_timeout,
+                          &ctx->http2.graceful_shutdown_timeout,
+                          &ctx->proxy.io_timeout};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!h2o_linklist_is_empty(&t[i]->_entries))
+            return 0;
+    return 1;
+}
+
+/* A server left for connections that outlived it (see http_server_destroy). */
+static http_server *left_behind;
+
+int http_server_destroy(http_server **s_p)
 {
     http_server *s = *s_p;
     if (!s)
-        return;
+        return 0;
     *s_p = NULL;
     http_server_shutdown(s);
-    if (s->conns->n) {
+    /* h2o_context_request_shutdown arms HTTP/2's graceful-shutdown timer (to resend GOAWAY to
+     * connections a second later) even with no connection at all, and h2o_context_dispose then
+     * asserts on it: with the connections gone it has nothing left to do. */
+    if (s->have_ctx && !s->conns->n &&
+        h2o_timeout_is_linked(&s->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
+    for (int i = 0; i < 20 && s->have_ctx && !ctx_timeouts_idle(&s->ctx); i++)
+        uv_run(s->loop, UV_RUN_NOWAIT);
+    if (s->conns->n || (s->have_ctx && !ctx_timeouts_idle(&s->ctx))) {
         /* Their h2o state refers to the context inside the server and to the TLS context:
          * both stay as they are (the process is ending); the last close frees the count. */
         log_warn("http: %u connections still open at shutdown", s->conns->n);
         s->conns->orphaned = 1;
-        return;
+        left_behind = s; /* still reachable: left on purpose, not leaked */
+        return 1;
     } else {
         if (s->have_ctx) { /* with no connection left nothing refers to the context */
             h2o_context_dispose(&s->ctx);
@@ -276,6 +306,7 @@ void http_server_destroy(http_server **s_p)
         free(s->conns);
     }
     free(s);
+    return 0;
 }
 
 /* ---- helpers for handlers ------------------------------------------------------------------ */

@@ -57,9 +57,9 @@ void http_server_shutdown(http_server *s);
 uint32_t http_server_conns(const http_server *s);
 
 /* Free the server (its listener is closed first). With connections still open their h2o state
- * needs it: it is then left allocated for the rest of the process (logged). NULL-safe; sets
- * *s_p = NULL. */
-void http_server_destroy(http_server **s_p);
+ * needs it: it is then left allocated for the rest of the process (logged) and 1 is returned;
+ * else 0. NULL-safe; sets *s_p = NULL. */
+int http_server_destroy(http_server **s_p);
 
 /* Answer req at once with status, a body of len bytes (copied) and its content type, plus
  * optional extra headers (pairs of name, value, NULL-terminated; may be NULL). */

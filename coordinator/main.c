@@ -120,11 +120,10 @@ static int teardown(coord *c)
         request_flush(c); /* every open request gets an error, not a hang */
     gateway_shutdown(c);
     drain_http(c);
-    int can_close = gateway_conns(c) == 0;
     if (c->agents)
         agents_link_close(c);
     request_close(c);
-    gateway_close(c);
+    int can_close = gateway_close(c) == 0;
     transport_destroy(&c->transport);
     uv_run(c->loop, UV_RUN_NOWAIT); /* close callbacks */
     scheduler_destroy(&c->scheduler);
