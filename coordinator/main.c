@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     if ((rc = load_config(&c)) != 0)
         return rc;
-    uv_loop_t loop;
+    static uv_loop_t loop; /* static: reachable to the end if HTTP connections keep it open */
     uv_loop_init(&loop);
     c.loop = &loop;
     uv_signal_t sigint, sigterm;
