@@ -9,6 +9,7 @@
 #include "codec.h"
 #include "gateway.h"
 #include "keys.h"
+#include "metrics.h"
 #include "peers.h"
 #include "ratelimit.h"
 #include "registry.h"
@@ -71,6 +72,7 @@ typedef struct coord {
                                    refused: after a restart the boards are still dialling in */
     ratelimit *log_limit;       /* log lines a peer can trigger, per key */
     gateway *gateway;           /* the HTTP gateway, NULL when off */
+    metrics *metrics;           /* request counters for /metrics (NULL: none kept) */
 } coord;
 
 /* ---- frontend.c: the client endpoint ----------------------------------------------------- */

@@ -266,11 +266,10 @@ int gateway_open(coord *c, ef_errmsg *em)
         return errmsg_set(em, EF_ENOMEM, "http: out of memory");
     if (c->cfg.http_api_keys && !(g->keys = http_keys_new(c->cfg.http_api_keys, em)))
         return EF_ECONFIG;
-    const http_route routes[] = {{"/v1/chat/completions", on_chat, g},
-                                 {"/v1/completions", on_text, g},
-                                 {"/v1/models", gw_on_models, g},
-                                 {"/health", gw_on_health, g},
-                                 {"/", gw_on_other, g}};
+    const http_route routes[] = {
+        {"/v1/chat/completions", on_chat, g}, {"/v1/completions", on_text, g},
+        {"/v1/models", gw_on_models, g},      {"/health", gw_on_health, g},
+        {"/metrics", gw_on_metrics, g},       {"/", gw_on_other, g}};
     http_params p = {.listen = c->cfg.http_listen,
                      .tls_cert = c->cfg.http_tls_cert,
                      .tls_key = c->cfg.http_tls_key,

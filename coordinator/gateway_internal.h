@@ -2,6 +2,7 @@
  *   gateway.c       open/close, routes, API keys, the completion handlers, the stream table
  *   gateway_out.c   the fleet's replies into HTTP: whole answers, server-sent events, errors
  *   gateway_info.c  GET /v1/models, GET /health, and what no route answers
+ *   gateway_metrics.c  GET /metrics (Prometheus)
  * Loop thread only. */
 #ifndef EF_COORD_GATEWAY_INTERNAL_H
 #define EF_COORD_GATEWAY_INTERNAL_H
@@ -93,6 +94,10 @@ uint32_t gw_boards_serving(coord *c, uint32_t *registered, uint32_t *draining);
 int gw_on_models(void *user, h2o_req_t *req);
 int gw_on_health(void *user, h2o_req_t *req);
 int gw_on_other(void *user, h2o_req_t *req);
+
+/* ---- gateway_metrics.c --------------------------------------------------------------------- */
+
+int gw_on_metrics(void *user, h2o_req_t *req);
 /* The key a request carries is one we know (or none is asked): fills user_id "http/NAME".
  * Else answers 401 and returns EF_EDENIED. */
 int gw_auth(gateway *g, h2o_req_t *req, char user_id[REGISTRY_KEY_MAX]);

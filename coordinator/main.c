@@ -72,8 +72,9 @@ static int wire(coord *c)
     c->peers = peers_new();
     c->log_limit = ratelimit_new(COORD_LOG_INTERVAL_MS, COORD_LOG_KEYS, COORD_LOG_LINES);
     c->registry = registry_new(&rp);
+    c->metrics = metrics_new();
     c->scheduler = c->registry ? scheduler_new(c->registry, &sp) : NULL;
-    if (!c->transport || !c->scheduler || !c->peers || !c->log_limit) {
+    if (!c->transport || !c->scheduler || !c->peers || !c->log_limit || !c->metrics) {
         log_error("start-up failed: out of memory or ZeroMQ context");
         return 1;
     }
@@ -130,6 +131,7 @@ static int teardown(coord *c)
     registry_destroy(&c->registry);
     peers_destroy(&c->peers);
     ratelimit_destroy(&c->log_limit);
+    metrics_destroy(&c->metrics);
     return can_close;
 }
 

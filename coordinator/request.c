@@ -79,6 +79,17 @@ void request_end(coord *c, flight **f_p, const request_outcome *how)
             log_warn("request %s failed: %s: %s (after %s, %zu tokens sent)", hex,
                      ef_err_name(how->code), e.message, took, f->n_tokens);
     }
+    metrics_outcome outcome = METRICS_FAILED;
+    if (how->done)
+        outcome = how->done->finish == EDGEFLEET__FINISH_REASON__FINISH_CANCELLED
+                      ? METRICS_CANCELLED
+                      : METRICS_DONE;
+    else if (how->code == EF_EBUSY)
+        outcome = METRICS_BUSY;
+    else if (how->code == EF_ECANCELED)
+        outcome = METRICS_CANCELLED;
+    metrics_request_end(c->metrics, f->request->model, outcome,
+                        (double)(clock_mono_ms() - f->received_ms) / 1000.0, f->n_tokens);
     delivery_end(c, f_p, &env);
 }
 

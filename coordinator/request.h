@@ -59,12 +59,13 @@ typedef struct flight {
     char client_key[REGISTRY_KEY_MAX]; /* its ZAP User-Id: the request's owner */
     int32_t *tokens; /* token ids relayed to the client so far (for a later resume) */
     size_t n_tokens, cap_tokens;
-    uint64_t received_ms;  /* monotonic arrival time, for log lines */
-    uint32_t attempt;      /* the Request.attempt in force: replies of any other are stale */
-    uint32_t resumes;      /* times the stream moved to another agent (Done.resumes) */
-    size_t attempt_tokens; /* tokens relayed when this attempt started */
-    uint64_t seed0;        /* the seed of attempt 0: each resume's seed derives from it */
-    uint32_t n_agents;     /* agents that served a part of it, in order (Done.agents) */
+    uint64_t received_ms;    /* monotonic arrival time, for log lines */
+    uint64_t first_token_ms; /* when the first token went to the client; 0 = none yet */
+    uint32_t attempt;        /* the Request.attempt in force: replies of any other are stale */
+    uint32_t resumes;        /* times the stream moved to another agent (Done.resumes) */
+    size_t attempt_tokens;   /* tokens relayed when this attempt started */
+    uint64_t seed0;          /* the seed of attempt 0: each resume's seed derives from it */
+    uint32_t n_agents;       /* agents that served a part of it, in order (Done.agents) */
     char agents[FLIGHT_RESUMES_MAX + 1][REGISTRY_NAME_MAX];
     flight_state state;
     int end_code;          /* FLIGHT_ABORTING: the error the client gets */

@@ -77,6 +77,11 @@ void request_on_chunk(coord *c, const registry_agent *a, const Edgefleet__TokenC
     out.agent_name = (char *)a->name;
     out.batch_index = f->request->batch_index;
     int rc = delivery_chunk(c, f, &out);
+    if (rc == 0 && !f->first_token_ms && tc->n_token_ids) {
+        f->first_token_ms = clock_mono_ms();
+        metrics_first_token(c->metrics, f->request->model,
+                            (double)(f->first_token_ms - f->received_ms) / 1000.0);
+    }
     if (rc == EF_ENOTCONN) {
         char hex[33];
         log_info("request %s: client gone; cancelling it on agent %s",
@@ -176,6 +181,7 @@ static size_t resume_all(coord *c, agent_id_t agent, const char *name, const cha
             continue; /* scheduler_agent_gone ends it */
         if (scheduler_requeue(c->scheduler, tickets[i], now) != 0)
             continue;
+        metrics_resume(c->metrics, f->request->model);
         char hex[33];
         log_warn("request %s: agent %s lost (%s) after %zu tokens; resuming it elsewhere "
                  "(resume %u of at most %u)",

@@ -579,6 +579,95 @@ static void test_fifty_concurrent_streams_all_complete_with_every_token(void **s
     cJSON_Delete(j);
 }
 
+/* The value of the sample line `series` (exact, labels included) in a /metrics body, or -1. */
+static double metric(const char *body, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return atof(p + n + 1);
+    return -1;
+}
+
+static void test_metrics_pass_promtool_count_tokens_and_feed_the_dashboard(void **state)
+{
+    gw *w = *state;
+    http_resp r = curl(w, "%s '%s/metrics'", auth_a(), w->base);
+    assert_int_equal(r.status, 200);
+    const char *done = "edgefleet_requests_total{model=\"" MODEL "\",outcome=\"done\"}";
+    const char *tokens = "edgefleet_completion_tokens_total{model=\"" MODEL "\"}";
+    double done0 = metric(r.body, done), tokens0 = metric(r.body, tokens);
+    assert_true(done0 >= 1);
+    resp_free(&r);
+    char b[512];
+    body_file(w, "m.json", "{\"model\":\"" MODEL "\",\"prompt\":\"Once\",\"max_tokens\":17}", b,
+              sizeof b);
+    r = curl(w, "%s -d @'%s' '%s/v1/completions'", auth_a(), b, w->base);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = curl(w, "%s '%s/metrics'", auth_a(), w->base);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "content-type: text/plain; version=0.0.4"));
+    /* one more request answered, with exactly the 17 tokens it generated */
+    assert_true(metric(r.body, done) == done0 + 1);
+    assert_true(metric(r.body, tokens) == tokens0 + 17);
+    assert_true(metric(r.body, "edgefleet_agent_up{agent=\"board0\"}") == 1);
+    assert_true(metric(r.body, "edgefleet_agent_slots{agent=\"board1\",model=\"" MODEL "\"}") ==
+                SLOTS);
+    assert_true(metric(r.body, "edgefleet_time_to_first_token_seconds_count{model=\"" MODEL
+                               "\"}") >= done0 + 1);
+    /* Prometheus's own parser accepts it */
+    char path[400], cmd[600];
+    snprintf(path, sizeof path, "%s/metrics.txt", w->f.dir);
+    write_file(path, r.body);
+    snprintf(cmd, sizeof cmd, "promtool check metrics < '%s' 2>&1", path);
+    int rc = 0;
+    char *out = run(cmd, &rc);
+    if (rc)
+        fprintf(stderr, "promtool: %s\n", out);
+    assert_int_equal(rc, 0);
+    free(out);
+    /* every metric the shipped Grafana dashboard asks for is one we publish */
+    char dash[600];
+    snprintf(dash, sizeof dash, "%s/deploy/grafana-edgefleet.json",
+             getenv("EDGEFLEET_SOURCE_DIR") ? getenv("EDGEFLEET_SOURCE_DIR") : ".");
+    char *json = read_file(dash);
+    assert_non_null(json);
+    cJSON *d = parse_ok(json);
+    int exprs = 0;
+    cJSON *panel;
+    cJSON_ArrayForEach(panel, cJSON_GetObjectItem(d, "panels"))
+    {
+        cJSON *target;
+        cJSON_ArrayForEach(target, cJSON_GetObjectItem(panel, "targets"))
+        {
+            const char *e = jstr(target, "expr");
+            assert_non_null(e);
+            exprs++;
+            for (const char *p = strstr(e, "edgefleet_"); p; p = strstr(p + 1, "edgefleet_")) {
+                char name[96];
+                size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+                snprintf(name, sizeof name, "%.*s ", (int)n, p); /* "# TYPE name " */
+                char type_line[128];
+                snprintf(type_line, sizeof type_line, "# TYPE %s", name);
+                size_t base = strlen(type_line);
+                int found = strstr(r.body, type_line) != NULL;
+                if (!found && n > 7 && strncmp(p + n - 7, "_bucket", 7) == 0) {
+                    type_line[base - 8] = ' ', type_line[base - 7] = '\0';
+                    found = strstr(r.body, type_line) != NULL;
+                }
+                if (!found)
+                    fprintf(stderr, "dashboard asks for %s, not in /metrics\n", name);
+                assert_true(found);
+            }
+        }
+    }
+    assert_true(exprs >= 8);
+    cJSON_Delete(d);
+    free(json);
+    resp_free(&r);
+}
+
 /* ---- the small fleet: TLS off loopback, no board, a busy client, a client that hangs up ---- */
 
 static int busy_slots(const fleet_fixture *f)
@@ -753,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_models_and_health_describe_the_fleet),
         cmocka_unit_test(test_openai_client_library_works_by_changing_only_the_base_url),
         cmocka_unit_test(test_fifty_concurrent_streams_all_complete_with_every_token),
+        cmocka_unit_test(test_metrics_pass_promtool_count_tokens_and_feed_the_dashboard),
         cmocka_unit_test(test_plain_http_off_loopback_needs_tls_or_insecure),
         cmocka_unit_test(test_tls_off_loopback_and_a_client_that_hangs_up_frees_its_slot),
     };
