@@ -8,6 +8,7 @@
 #include "log.h"
 
 #include <poll.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,28 @@ static gw_stream *stream_new(gateway *g, h2o_req_t *req, openai_endpoint ep,
     return st;
 }
 
+/* `user` names a conversation within one API key's clients: two keys that both say
+ * "user": "alice" are two sessions, not one, so the session id is hashed with the key's name.
+ * The result keeps the codec's fixed-length form. */
+static void scope_session(Edgefleet__Request *r, const char *user_id)
+{
+    if (!r->session_id || !*r->session_id)
+        return;
+    unsigned char h[16];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    crypto_generichash_update(&st, (const unsigned char *)user_id, strlen(user_id) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)r->session_id, strlen(r->session_id));
+    crypto_generichash_final(&st, h, sizeof h);
+    char *id = malloc(3 + 2 * sizeof h);
+    if (!id)
+        return; /* the unscoped id still works, only shared across keys */
+    memcpy(id, "u-", 2);
+    sodium_bin2hex(id + 2, 2 * sizeof h + 1, h, sizeof h);
+    free(r->session_id);
+    r->session_id = id;
+}
+
 /* A refusal before anything entered the fleet, logged at most once a second per key. */
 static void refuse(gateway *g, h2o_req_t *req, const char *user_id, const openai_error *e,
                    uint32_t retry_after_s)
@@ -223,6 +246,7 @@ static int on_completion(gateway *g, h2o_req_t *req, openai_endpoint ep, const c
         openai_request_clear(&r);
         return 0;
     }
+    scope_session(r.request, user_id);
     gw_stream *st = stream_new(g, req, ep, &r, user_id);
     if (!st) {
         openai_error_from_fleet(EF_ENOMEM, "coordinator out of memory", &e);
