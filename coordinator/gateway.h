@@ -21,7 +21,12 @@ typedef struct gateway gateway;
 #define GATEWAY_STREAMS_DEFAULT 256u
 /* SSE bytes a stream keeps while the client is slow: past it the fleet's delivery backlog and
  * its stall timer take over (--client-stall-ms), as for a slow libedgefleet client. */
-#define GATEWAY_STREAM_BUFFER (64u * 1024u)
+#define GATEWAY_STREAM_BUFFER (16u * 1024u)
+/* The socket send buffer of an HTTP/1 connection once it streams (the kernel doubles it): a
+ * client that stops reading then holds a small, known amount in our kernel instead of what
+ * TCP autotuning would give it (megabytes), so the stall timer sees it. Token events are
+ * small; 32 KiB in flight is ~130 events per round trip. Whole answers keep autotuning. */
+#define GATEWAY_STREAM_SNDBUF (16 * 1024)
 /* Text a whole (non-streamed) answer may reach; a longer one fails (use "stream": true). */
 #define GATEWAY_ANSWER_MAX (4u << 20)
 

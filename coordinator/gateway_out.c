@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static openai_meta meta_of(const gw_stream *st)
 {
@@ -77,6 +78,10 @@ static void start_stream(gw_stream *st)
     if (st->agents[0])
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-edgefleet-agent"), 0,
                               NULL, st->agents, strlen(st->agents));
+    int fd = req->version < 0x200 ? http_fd(req) : -1; /* HTTP/2: one socket for many */
+    int sndbuf = GATEWAY_STREAM_SNDBUF;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     h2o_start_response(req, &st->generator);
     st->started = true;
 }

@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -272,8 +275,15 @@ static int setup(void **state)
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     snprintf(w->base, sizeof w->base, "http://127.0.0.1:%d", port);
     w->f.orphan_grace_ms = 1000;
-    const char *extra[] = {"--http", listen, "--http-api-keys", w->api_keys, "--http-max-body",
-                           "65536",  NULL};
+    const char *extra[] = {"--http",
+                           listen,
+                           "--http-api-keys",
+                           w->api_keys,
+                           "--http-max-body",
+                           "65536",
+                           "--client-stall-ms",
+                           "1500",
+                           NULL};
     memcpy(w->f.extra, extra, sizeof extra);
     if (fx_start_coordinator(&w->f, HB_MS, 3, 256) != 0)
         return -1;
@@ -686,6 +696,38 @@ static int busy_slots(const fleet_fixture *f)
     return busy;
 }
 
+/* A client that sends its request and then reads nothing (a tiny receive window, never read):
+ * what waits for it is bounded (the gateway's buffer, then the fleet's delivery backlog), and
+ * after --client-stall-ms its request is cancelled on the board, whose slot is free again. */
+static void test_a_client_that_stops_reading_is_bounded_then_cancelled(void **state)
+{
+    gw *w = *state;
+    int port = atoi(strrchr(w->base, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *body = "{\"model\":\"" MODEL "\",\"prompt\":\"Once\",\"max_tokens\":1900,"
+                       "\"temperature\":0,\"stream\":true}";
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/completions HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " KEY_A
+                     "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    assert_int_equal(send(fd, req, (size_t)n, 0), n);
+    assert_true(ts_file_wait_for(w->f.log, "did not read its stream", 20000));
+    int busy = -1;
+    for (int waited = 0; waited < 5000 && busy != 0; waited += 100) {
+        ts_sleep_ms(100);
+        busy = busy_slots(&w->f);
+    }
+    assert_int_equal(busy, 0); /* while the client is still connected, reading nothing */
+    close(fd);
+}
+
 static void test_plain_http_off_loopback_needs_tls_or_insecure(void **state)
 {
     gw *w = *state;
@@ -843,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_openai_client_library_works_by_changing_only_the_base_url),
         cmocka_unit_test(test_fifty_concurrent_streams_all_complete_with_every_token),
         cmocka_unit_test(test_metrics_pass_promtool_count_tokens_and_feed_the_dashboard),
+        cmocka_unit_test(test_a_client_that_stops_reading_is_bounded_then_cancelled),
         cmocka_unit_test(test_plain_http_off_loopback_needs_tls_or_insecure),
         cmocka_unit_test(test_tls_off_loopback_and_a_client_that_hangs_up_frees_its_slot),
     };
