@@ -57,6 +57,15 @@ void delivery_refuse(coord *c, const coord_client *client, const ProtobufCBinary
 
 static void on_delivery_timer(uv_timer_t *t);
 
+/* A ZeroMQ client's routing id names a connection, not a key: the stream goes out only while
+ * that id is held by the key that asked (peers.h). Found by reading: a client that chose the
+ * routing id of one that had just left got the rest of its answer. */
+static int client_here(const coord *c, const flight *f)
+{
+    return f->via != CLIENT_VIA_ZMQ ||
+           peers_holds(c->peers, PEERS_CLIENTS, f->client, f->client_len, f->client_key);
+}
+
 /* ---- the backlog --------------------------------------------------------------------------- */
 
 static size_t backlog_bytes(const flight_backlog *b)
@@ -139,6 +148,8 @@ static int backlog_add_chunk(flight_backlog *b, const Edgefleet__TokenChunk *tc)
 static int backlog_flush(coord *c, flight *f)
 {
     flight_backlog *b = f->backlog;
+    if (!client_here(c, f))
+        return EF_ENOTCONN;
     if (b->has_chunk) {
         Edgefleet__TokenChunk tc = EDGEFLEET__TOKEN_CHUNK__INIT;
         tc.request_id = f->request->request_id;
@@ -172,6 +183,8 @@ static int backlog_flush(coord *c, flight *f)
 
 int delivery_chunk(coord *c, flight *f, const Edgefleet__TokenChunk *tc)
 {
+    if (!client_here(c, f))
+        return EF_ENOTCONN;
     if (!f->backlog) {
         envelope env = EDGEFLEET__ENVELOPE__INIT;
         env.body_case = EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK;
@@ -195,6 +208,8 @@ void delivery_end(coord *c, flight **f_p, envelope *env)
     flight *f = *f_p;
     *f_p = NULL;
     int rc = EF_ENOTCONN;
+    if (f->state != FLIGHT_CLIENT_GONE && !client_here(c, f))
+        f->state = FLIGHT_CLIENT_GONE;
     if (f->state != FLIGHT_CLIENT_GONE && !f->backlog)
         rc = delivery_send(c, f->via, f->client, f->client_len, env);
     if (f->state != FLIGHT_CLIENT_GONE && (f->backlog || rc == EF_EBUSY)) {

@@ -186,6 +186,19 @@ int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload
     return e && e->revoked ? EF_EDENIED : 0;
 }
 
+int peers_holds(const peers *p, peers_link link, const uint8_t *id, size_t len, const char *user_id)
+{
+    if (!p)
+        return 1;
+    if (len == 0 || len > COORD_PEER_MAX)
+        return 0;
+    const peer *e = *find_link((peers *)p, link, id, len);
+    if (!e || e->revoked || strcmp(e->user_id, user_id) != 0)
+        return 0;
+    /* a close was reported: until its check, ask the fd itself */
+    return !e->closing || tsock_conn_same(&e->conn);
+}
+
 /* An agent's TCP connection closed: a killed process's kernel closes it at once, so its
  * requests move on now rather than after the liveness window (silence still needs that). A
  * board that only lost its link comes back on a new one and registers again. */

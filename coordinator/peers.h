@@ -42,6 +42,12 @@ void peers_on_event(tsock *s, uint16_t event, uint32_t value, void *user);
 void peers_on_timer(uv_timer_t *t);
 /* Check every live connection's key against the allowlists now; cut the revoked ones. */
 void peers_sweep(coord *c);
+/* 1 when the connection on routing id `id` of `link` is one we know, not revoked, not closed,
+ * and holds user_id's key; else 0. A routing id names a connection, never a key: after a
+ * client leaves, another key may connect with the same id (a DEALER may choose its own), and
+ * the first one's answer must not go to it. NULL peers: 1. */
+int peers_holds(const peers *p, peers_link link, const uint8_t *id, size_t len,
+                const char *user_id);
 /* Connections known, for tests and status. */
 size_t peers_count(const peers *p);
 

@@ -359,6 +359,46 @@ static void test_another_key_cannot_take_over_or_cancel_a_running_request(void *
     rp_close(&thief);
 }
 
+/* A DEALER may choose its routing id: one that takes the id of a client that just left (its
+ * request still streaming) must get none of that answer, whether it says something first or
+ * only listens, and the abandoned request stops on its board. */
+static void test_a_routing_id_taken_over_by_another_key_gets_none_of_the_old_answer(void **state)
+{
+    world *w = *state;
+    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 16), 0);
+    scripted(w, 0, "a1", 1, 400, 10); /* 400 tokens over ~4 s */
+    for (int speaks = 0; speaks < 2; speaks++) {
+        char rid[16];
+        snprintf(rid, sizeof rid, "victim-%d", speaks);
+        raw_peer *owner = rp_open_id(&w->f, w->f.clients_ep, "cli", rid);
+        uint8_t id[16] = {0x7a, (uint8_t)speaks};
+        send_request(owner, id, MODEL, 400);
+        envelope *first = next_about(owner, EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK, 3000);
+        assert_non_null(first); /* it streams */
+        codec_free(&first);
+        rp_close(&owner); /* leaves mid-answer */
+        raw_peer *thief = NULL;
+        for (int tries = 0; tries < 50 && !thief; tries++) /* until libzmq lets the id go */
+            thief = rp_open_id(&w->f, w->f.clients_ep, "cli2", rid);
+        assert_non_null(thief);
+        if (speaks) { /* a cancel for an id of its own: harmless, and it is heard */
+            Edgefleet__Cancel cn = EDGEFLEET__CANCEL__INIT;
+            uint8_t other[16] = {0x01};
+            cn.request_id = (ProtobufCBinaryData){16, other};
+            envelope cancel = EDGEFLEET__ENVELOPE__INIT;
+            cancel.body_case = EDGEFLEET__ENVELOPE__BODY_CANCEL;
+            cancel.cancel = &cn;
+            assert_int_equal(rp_send(thief, &cancel), 0);
+        }
+        envelope *got = rp_recv(thief, 1500);
+        if (got)
+            fprintf(stderr, "the thief got a %s\n", codec_body_name(got));
+        assert_null(got);
+        rp_close(&thief);
+    }
+    assert_true(ts_file_wait_for(w->f.log, "client gone", 2000));
+}
+
 /* ---- item 6: a slow reader ----------------------------------------------------------------- */
 
 /* A client that reads slowly gets every token in order (its link's queue fills, and the
@@ -557,6 +597,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_another_key_cannot_take_over_or_cancel_a_running_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_routing_id_taken_over_by_another_key_gets_none_of_the_old_answer, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_a_slow_reader_gets_every_token_in_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_client_that_stops_reading_loses_only_its_own_request,

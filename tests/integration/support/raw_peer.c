@@ -11,7 +11,22 @@ struct raw_peer {
     void *ctx, *sock;
 };
 
+static raw_peer *open_peer(const fleet_fixture *f, const char *endpoint, const char *key_name,
+                           int rcvhwm, const char *routing_id);
+
 raw_peer *rp_open(const fleet_fixture *f, const char *endpoint, const char *key_name, int rcvhwm)
+{
+    return open_peer(f, endpoint, key_name, rcvhwm, NULL);
+}
+
+raw_peer *rp_open_id(const fleet_fixture *f, const char *endpoint, const char *key_name,
+                     const char *routing_id)
+{
+    return open_peer(f, endpoint, key_name, 0, routing_id);
+}
+
+static raw_peer *open_peer(const fleet_fixture *f, const char *endpoint, const char *key_name,
+                           int rcvhwm, const char *routing_id)
 {
     char path[512];
     fx_key_path(f, key_name, "key", path, sizeof path);
@@ -29,6 +44,8 @@ raw_peer *rp_open(const fleet_fixture *f, const char *endpoint, const char *key_
     if (transport_setup_client_socket(p->sock, &kp, f->coord_keys.public_z85,
                                       2 * CODEC_MAX_FRAME_DEFAULT) != 0 ||
         zmq_setsockopt(p->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        (routing_id &&
+         zmq_setsockopt(p->sock, ZMQ_ROUTING_ID, routing_id, strlen(routing_id)) != 0) ||
         (rcvhwm > 0 && (zmq_setsockopt(p->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
                         zmq_setsockopt(p->sock, ZMQ_RCVBUF, &(int){4096}, sizeof(int)) != 0)) ||
         zmq_connect(p->sock, endpoint) != 0) {

@@ -16,6 +16,9 @@ typedef struct raw_peer raw_peer;
 /* Connect to endpoint with keys/NAME.key; rcvhwm > 0 sets a small receive queue (a slow
  * reader). NULL on failure. */
 raw_peer *rp_open(const fleet_fixture *f, const char *endpoint, const char *key_name, int rcvhwm);
+/* The same with a routing id of our own choosing (ZMQ_ROUTING_ID), as any DEALER may set. */
+raw_peer *rp_open_id(const fleet_fixture *f, const char *endpoint, const char *key_name,
+                     const char *routing_id);
 void rp_close(raw_peer **p_p);
 int rp_send(raw_peer *p, envelope *env);
 int rp_send_bytes(raw_peer *p, const void *buf, size_t len);
