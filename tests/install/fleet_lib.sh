@@ -1,0 +1,20 @@
+# Shell helpers for the tests that run the installed binaries as a user would (sourced).
+#   ef_free_base          prints a port P with P, P+1, P+2 free on loopback
+#   ef_wait_agent CTL N   polls `CTL status` (EDGEFLEET_* set) until agent N is listed; 0 or 1
+ef_free_base() {
+    local base
+    for _ in $(seq 1 50); do
+        base=$((20000 + RANDOM % 40000))
+        ss -ltn 2>/dev/null | grep -qE ":($base|$((base + 1))|$((base + 2)))\b" || { echo "$base"; return 0; }
+    done
+    return 1
+}
+
+ef_wait_agent() {
+    local ctl=$1 name=$2
+    for _ in $(seq 1 300); do
+        "$ctl" status 2>/dev/null | grep -qE "^ *$name\b" && return 0
+        sleep 0.1
+    done
+    return 1
+}
