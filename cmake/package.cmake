@@ -49,7 +49,7 @@ set(ef_scripts ${CMAKE_SOURCE_DIR}/deploy/debian/postinst ${CMAKE_SOURCE_DIR}/de
 set(CPACK_DEBIAN_AGENT_PACKAGE_NAME edgefleet-agent)
 set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA ${ef_scripts})
-set(CPACK_COMPONENT_AGENT_DESCRIPTION
+set(CPACK_DEBIAN_AGENT_DESCRIPTION
   "edgefleet agent: serves GGUF models with llama.cpp to an edgefleet coordinator\n"
   "One per edge board; dials out to the coordinator over ZeroMQ CURVE.")
 
@@ -57,25 +57,25 @@ set(CPACK_DEBIAN_COORDINATOR_PACKAGE_NAME edgefleet-coordinator)
 # edgefleetctl makes the coordinator's key in postinst and provisions boards.
 set(CPACK_DEBIAN_COORDINATOR_PACKAGE_DEPENDS "adduser, edgefleet-tools (= ${ef_deb_version})")
 set(CPACK_DEBIAN_COORDINATOR_PACKAGE_CONTROL_EXTRA ${ef_scripts})
-set(CPACK_COMPONENT_COORDINATOR_DESCRIPTION
+set(CPACK_DEBIAN_COORDINATOR_DESCRIPTION
   "edgefleet coordinator: routes inference requests across the edge fleet\n"
   "Keeps the list of boards and sends each request to a board with a free slot.")
 
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME edgefleet-tools)
-set(CPACK_COMPONENT_TOOLS_DESCRIPTION
+set(CPACK_DEBIAN_TOOLS_DESCRIPTION
   "edgefleetctl: keys, board provisioning and requests for an edgefleet fleet")
 
 set(CPACK_DEBIAN_LIB_PACKAGE_NAME libedgefleet0)
 set(CPACK_DEBIAN_LIB_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
-set(CPACK_COMPONENT_LIB_DESCRIPTION "edgefleet client library (libedgefleet.so.0)")
+set(CPACK_DEBIAN_LIB_DESCRIPTION "edgefleet client library (libedgefleet.so.0)")
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libedgefleet-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 # edgefleet.pc's Requires.private, needed by pkg-config even for the shared library.
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libedgefleet0 (= ${ef_deb_version}), libzmq3-dev, \
 libprotobuf-c-dev, libsodium-dev, libuv1-dev")
-set(CPACK_COMPONENT_DEV_DESCRIPTION
+set(CPACK_DEBIAN_DEV_DESCRIPTION
   "edgefleet client library: header, static library, pkg-config and CMake files")
 
 include(CPack)

@@ -200,6 +200,11 @@ int ctl_provision(int argc, char **argv)
         return CTL_BAD_ARG;
     }
     snprintf(coord_pub, sizeof coord_pub, "%s\n", z85);
+    /* The bundles hold secret keys: a new --out directory is the operator's alone. */
+    if (mkdir(o.out, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "edgefleetctl provision: %s: %s\n", o.out, strerror(errno));
+        return CTL_BAD_ARG;
+    }
     int worst = CTL_OK;
     for (int i = 1; i <= n_boards; i++) {
         rc = provision_one(&o, argv[i], coord_pub);
