@@ -29,7 +29,7 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME edgefleet)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "edgefleet maintainers <edgefleet@localhost>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "private LLM inference across a fleet of edge boards")
+# No CPACK_PACKAGE_DESCRIPTION_SUMMARY: CPackDeb would put it above each package's own summary.
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_INSTALL_PREFIX /usr)
 # DESTDIR staging, so CMAKE_INSTALL_PREFIX is /usr while installing (the units' rewrite reads it).
@@ -50,16 +50,16 @@ set(CPACK_DEBIAN_AGENT_PACKAGE_NAME edgefleet-agent)
 set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA ${ef_scripts})
 set(CPACK_DEBIAN_AGENT_DESCRIPTION
-  "edgefleet agent: serves GGUF models with llama.cpp to an edgefleet coordinator\n"
-  "One per edge board; dials out to the coordinator over ZeroMQ CURVE.")
+  "edgefleet agent: serves GGUF models with llama.cpp to an edgefleet coordinator\n\
+One per edge board; dials out to the coordinator over ZeroMQ CURVE.")
 
 set(CPACK_DEBIAN_COORDINATOR_PACKAGE_NAME edgefleet-coordinator)
 # edgefleetctl makes the coordinator's key in postinst and provisions boards.
 set(CPACK_DEBIAN_COORDINATOR_PACKAGE_DEPENDS "adduser, edgefleet-tools (= ${ef_deb_version})")
 set(CPACK_DEBIAN_COORDINATOR_PACKAGE_CONTROL_EXTRA ${ef_scripts})
 set(CPACK_DEBIAN_COORDINATOR_DESCRIPTION
-  "edgefleet coordinator: routes inference requests across the edge fleet\n"
-  "Keeps the list of boards and sends each request to a board with a free slot.")
+  "edgefleet coordinator: routes inference requests across the edge fleet\n\
+Keeps the list of boards and sends each request to a board with a free slot.")
 
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME edgefleet-tools)
 set(CPACK_DEBIAN_TOOLS_DESCRIPTION
