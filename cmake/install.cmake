@@ -5,8 +5,11 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(TARGETS edgefleet-agent edgefleet-coordinator edgefleetctl
-  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
+# Components are the Debian packages (cmake/package.cmake): agent, coordinator, tools, lib, dev.
+install(TARGETS edgefleet-agent RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT agent)
+install(TARGETS edgefleet-coordinator
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT coordinator)
+install(TARGETS edgefleetctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
 install(TARGETS edgefleet
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT lib NAMELINK_SKIP)
 install(TARGETS edgefleet

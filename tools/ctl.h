@@ -30,6 +30,10 @@ typedef struct {
 /* keygen NAME [--dir DIR]: write DIR/NAME.key (0600) and DIR/NAME.pub. tools/ctl_keygen.c */
 int ctl_keygen(int argc, char **argv);
 
+/* provision BOARD... [--out DIR] [--etc DIR] [--coordinator EP] [--model PATH]: a bundle per
+ * board and its key admitted. tools/ctl_provision.c */
+int ctl_provision(int argc, char **argv);
+
 /* generate --model M [...] "prompt": stream an answer from the fleet. tools/ctl_generate.c */
 int ctl_generate(int argc, char **argv);
 /* status: the fleet's agents, slots and queues (operator key). tools/ctl_status.c */

@@ -10,6 +10,8 @@
 static const ctl_command commands[] = {
     {"keygen", "keygen NAME [--dir DIR]", "make NAME.key (0600) and NAME.pub in DIR (default .)",
      ctl_keygen},
+    {"provision", "provision BOARD... [--out DIR]",
+     "per-board bundle (key, coordinator.pub, agent.ini); admit the board", ctl_provision},
     {"generate", "generate --model M [...] PROMPT", "stream an answer from the fleet",
      ctl_generate},
     {"status", "status", "agents, slots, tokens/s, queues (operator key)", ctl_status},

@@ -18,6 +18,11 @@ for f in bin/edgefleet-agent bin/edgefleet-coordinator bin/edgefleetctl include/
     lib/cmake/edgefleet/edgefleetConfig.cmake lib/cmake/edgefleet/edgefleetConfigVersion.cmake; do
     [ -e "$root/$f" ] || fail "$f not installed"
 done
+# The units name the install prefix's binaries (the packages' /usr/bin is rewritten).
+grep -qx 'ExecStart=/opt/ef/bin/edgefleet-agent --config /etc/edgefleet/agent.ini' \
+    "$root/lib/systemd/system/edgefleet-agent.service" || fail "edgefleet-agent.service ExecStart"
+grep -q '^ExecStart=/opt/ef/bin/edgefleet-coordinator ' \
+    "$root/lib/systemd/system/edgefleet-coordinator.service" || fail "edgefleet-coordinator.service ExecStart"
 soname=$(objdump -p "$lib/libedgefleet.so" | awk '/SONAME/ {print $2}')
 [[ $soname =~ ^libedgefleet\.so\.[0-9]+$ ]] || fail "soname is '$soname'"
 

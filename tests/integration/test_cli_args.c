@@ -1,7 +1,8 @@
 /* The real binaries' argument parsing, for what fuzz_args found and what its moving out of
  * main() must keep: bad arguments exit 2 with a message naming them, --help exits 0, and
  * edgefleetctl generate refuses a missing or empty --model and NaN numbers before connecting
- * (the keys given exist nowhere: a parse that passed would fail later with another message). */
+ * (the keys given exist nowhere: a parse that passed would fail later with another message).
+ * edgefleetctl provision writes a bundle (key 0600), admits the board and overwrites nothing. */
 #include "test_support.h"
 
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,6 +91,43 @@ static void test_the_moved_parsers_keep_their_codes_and_messages(void **state)
     expect(2, CTL, ARGS("undrain", "a", "b"), "usage: edgefleetctl undrain AGENT");
 }
 
+/* provision: the bundle's files and modes, the board admitted, and nothing overwritten. */
+static void test_provision_makes_a_bundle_and_never_overwrites(void **state)
+{
+    (void)state;
+    char etc[320], keys[340], agents[340], out[320], path[400];
+    snprintf(etc, sizeof etc, "%s/etc", dir);
+    snprintf(keys, sizeof keys, "%s/keys", etc);
+    snprintf(agents, sizeof agents, "%s/allow", etc);
+    assert_int_equal(mkdir(etc, 0700) | mkdir(keys, 0700) | mkdir(agents, 0700), 0);
+    strcat(agents, "/agents");
+    assert_int_equal(mkdir(agents, 0700), 0);
+    snprintf(out, sizeof out, "%s/bundles", dir);
+    expect(2, CTL, ARGS("provision", "b1", "--etc", etc, "--out", out), "coordinator.pub");
+    expect(0, CTL, ARGS("keygen", "coordinator", "--dir", keys), NULL);
+    expect(0, CTL,
+           ARGS("provision", "b1", "--etc", etc, "--out", out, "--coordinator",
+                "tcp://10.0.0.1:7701", "--model", "/m/stories.gguf"),
+           "provisioned b1");
+    struct stat st;
+    snprintf(path, sizeof path, "%s/b1/b1.key", out);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    snprintf(path, sizeof path, "%s/b1/agent.ini", out);
+    assert_true(ts_file_wait_for(path, "coordinator = tcp://10.0.0.1:7701", 0));
+    assert_true(ts_file_wait_for(path, "[model stories]", 0));
+    assert_true(ts_file_wait_for(path, "path = /m/stories.gguf", 0));
+    snprintf(path, sizeof path, "%s/b1/coordinator.pub", out);
+    assert_int_equal(stat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/b1.pub", agents);
+    assert_int_equal(stat(path, &st), 0);
+    expect(1, CTL, ARGS("provision", "b1", "--etc", etc, "--out", out), "already admitted");
+    assert_int_equal(unlink(path), 0); /* revoked, but its bundle is still there */
+    expect(1, CTL, ARGS("provision", "b1", "--etc", etc, "--out", out), "File exists");
+    expect(2, CTL, ARGS("provision", "../b2", "--etc", etc, "--out", out), "bad board name");
+    expect(2, CTL, ARGS("provision", "--etc", etc), "usage: edgefleetctl provision");
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -108,6 +147,7 @@ int main(void)
         cmocka_unit_test(test_generate_without_a_model_is_a_usage_error),
         cmocka_unit_test(test_generate_refuses_nan_numbers),
         cmocka_unit_test(test_the_moved_parsers_keep_their_codes_and_messages),
+        cmocka_unit_test(test_provision_makes_a_bundle_and_never_overwrites),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
