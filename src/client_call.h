@@ -1,6 +1,7 @@
-/* libedgefleet's calls: the items of one generate, chat or batch, and the loop that reads the
- * coordinator's replies into them. client_call.c runs single requests and the loop;
- * client_batch.c adds pacing through the hooks. Runs on the caller's thread. */
+/* libedgefleet's calls: the items of one generate, chat or batch, the reply core that reads the
+ * coordinator's replies into them (client_reply.c), and the blocking loop (client_call.c).
+ * client_batch.c adds pacing through the hooks; client_async_call.c drives the same core from a
+ * libuv loop. A call runs on one thread: the caller's (blocking) or the loop's (async). */
 #ifndef EF_CLIENT_CALL_H
 #define EF_CLIENT_CALL_H
 
@@ -77,6 +78,48 @@ void call_request_fill(Edgefleet__Request *r, Edgefleet__SamplingParams *sp, con
 
 /* End item it with code and message (code 0: completed), as if the fleet had said so. */
 void call_item_fail(call *k, call_item *it, int code, const char *message);
+
+/* ---- the reply core (client_reply.c) ---- */
+
+/* The item whose attempt on the wire has this id, or NULL (stale, or not ours). */
+call_item *call_find_item(call *k, ProtobufCBinaryData id);
+/* Handle one frame from the coordinator: chunks, Done and Errors for this call's items (others
+ * are ignored). Returns 0, or the code of an Error that ends the whole call (a BatchRequest of
+ * ours refused, or a frame of ours the coordinator could not name), after every open item was
+ * ended with it. A callback asking to stop sets k->stop. */
+int call_on_reply(call *k, const envelope *env);
+/* Tell the coordinator to stop every item that is on the wire and has not ended. Best effort. */
+void call_cancel_open(call *k);
+/* After the coordinator link came back: send the open items again with the tokens they received
+ * (a single request: its Request as it is; a batch: each item held for the pump). 0 or a send
+ * error. The caller checks CALL_RESENDS_MAX and keep_tokens first. */
+int call_send_again(call *k);
+
+/* ---- single requests (generate, chat), blocking and async ---- */
+
+/* One generate or chat: its call, its one item and its Request. Points into itself: set up in
+ * place with call_single_init and never moved. */
+typedef struct {
+    call k;
+    call_item it;
+    Edgefleet__Request r;
+    Edgefleet__SamplingParams sp;
+} call_single;
+
+/* Check the arguments every generate and chat takes; zero *out when not NULL. 0 or EF_EINVAL. */
+int call_check_args(ef_client_t *c, const char *model, const ef_gen_params *p, ef_result *out);
+/* Set s up for client c: a fresh id, the deadline from now, the Request carrying prompt (when not
+ * NULL) or messages. Strings and arrays are borrowed: they must outlive the call. */
+void call_single_init(call_single *s, ef_client_t *c, const char *model, const ef_gen_params *p,
+                      const char *prompt, Edgefleet__ChatMessage **messages, size_t n_messages);
+/* Send the first attempt. 0 or a send error. */
+int call_single_send(call_single *s);
+/* The call's outcome from rc (the code that ended it early, or 0): fills the result's status,
+ * elapsed time and, for a failure without one, message (from the client's last error). Returns
+ * the status. */
+int call_single_outcome(call_single *s, int rc);
+
+/* ---- the blocking loop (client_call.c) ---- */
 
 /* Read replies until every item has ended, the caller cancels, or the call's time is up. Returns
  * 0, or the code that ended the call early (its text in the client's last error). */
