@@ -1,0 +1,393 @@
+/* libedgefleet's asynchronous generate and chat: each call is a call_single (client_call.c)
+ * whose replies the reply core handles exactly as for a blocking call, driven by the events of
+ * client_async.c instead of a blocking receive. A call waits for the link, is on the wire, waits
+ * for a broken link to come back (then is sent again with its tokens), or has ended; ended calls
+ * get their on_done only when the library is about to hand control back (leave()), never from
+ * inside the function that started or cancelled them. Loop thread only; see
+ * include/edgefleet.h. */
+#include "client_async.h"
+#include "client_call.h"
+#include "clock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ACALL_WAIT_LINK, ACALL_SENT, ACALL_LINK_LOST, ACALL_ENDED };
+
+struct ef_call {
+    call_single s; /* points into itself: the call is never moved */
+    ef_client_t *c;
+    ef_call_params cb;
+    int state;
+    uint64_t end_ms;        /* request timeout (monotonic); UINT64_MAX = none */
+    uint64_t link_until_ms; /* WAIT_LINK, LINK_LOST: give up waiting for the link then */
+    struct ef_call *prev, *next;
+    /* The caller's strings, copied (a call outlives the function that started it). */
+    ef_gen_params params;
+    char *model, *prompt;
+    char **stop;
+    Edgefleet__ChatMessage *msgs, **msg_ptrs;
+    char *strings; /* one block holding every copied string */
+};
+
+EF_API ef_call_params ef_call_default_params(void)
+{
+    ef_call_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+/* ---- entering and leaving: where on_done is called ----------------------------------------- */
+
+static void enter(ef_client_t *c) { c->calls.depth++; }
+
+static void end_call(struct ef_call *a, int code, const char *why);
+
+/* Hand every ended call its on_done and free it (outermost level only, so a callback never
+ * runs inside the library's own handling of a frame), then finish a destroy asked for inside a
+ * callback. */
+static void leave(ef_client_t *c)
+{
+    client_calls *t = &c->calls;
+    while (t->depth == 1) {
+        if (t->destroying)
+            while (t->pending)
+                end_call(t->pending, EF_ECANCELED, "the client was destroyed");
+        struct ef_call *a = t->ended;
+        if (!a)
+            break;
+        t->ended = a->next;
+        if (!t->ended)
+            t->ended_tail = NULL;
+        t->n_pending--;
+        ef_result r = a->s.it.result;
+        a->cb.on_done(a, r.status, &r, a->cb.user);
+        free(a->s.it.tokens);
+        free(a->strings);
+        free(a->stop);
+        free(a->msgs);
+        free(a->msg_ptrs);
+        free(a);
+    }
+    if (--t->depth == 0 && t->destroying)
+        client_async_finish(c);
+}
+
+/* End a (code 0: its item has ended already, with its own outcome): cancel it on the fleet when
+ * it is on the wire, move it to the ended list. Its on_done comes in leave(). */
+static void end_call(struct ef_call *a, int code, const char *why)
+{
+    if (a->state == ACALL_ENDED)
+        return;
+    call *k = &a->s.k;
+    if (code && !a->s.it.done) {
+        call_cancel_open(k);
+        call_item_fail(k, &a->s.it, code, why);
+    }
+    ef_result *r = &a->s.it.result;
+    if (r->status && !r->message[0]) /* the client's last error may be another call's */
+        snprintf(r->message, sizeof r->message, "%s", ef_strerror(r->status));
+    call_single_outcome(&a->s, 0);
+    a->state = ACALL_ENDED;
+    client_calls *t = &a->c->calls;
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        t->pending = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    a->prev = a->next = NULL;
+    if (t->ended_tail)
+        t->ended_tail->next = a;
+    else
+        t->ended = a;
+    t->ended_tail = a;
+    if (t->depth == 0) /* ended outside any event (ef_call_cancel): on_done on the next turn */
+        client_async_wake(a->c, 0);
+}
+
+/* After the core handled a frame for a: a token callback that asked to stop cancels it; an
+ * item the core ended ends the call. */
+static void settle(struct ef_call *a)
+{
+    if (a->state == ACALL_ENDED)
+        return;
+    if (a->s.k.stop && !a->s.it.done)
+        end_call(a, EF_ECANCELED, "cancelled by the token callback");
+    else if (a->s.it.done)
+        end_call(a, 0, NULL);
+}
+
+/* ---- events from the loop ------------------------------------------------------------------ */
+
+static int call_token(const char *text, size_t len, void *user)
+{
+    struct ef_call *a = user;
+    if (a->state == ACALL_ENDED || !a->cb.on_token) /* cancelled from an earlier callback */
+        return a->state == ACALL_ENDED;
+    return a->cb.on_token(a, text, len, a->cb.user);
+}
+
+static const ProtobufCBinaryData *reply_id(const envelope *env)
+{
+    switch (env->body_case) {
+    case EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK:
+        return &env->token_chunk->request_id;
+    case EDGEFLEET__ENVELOPE__BODY_DONE:
+        return &env->done->request_id;
+    case EDGEFLEET__ENVELOPE__BODY_ERROR:
+        return &env->error->request_id;
+    default:
+        return NULL; /* operator replies and the like: no call of ours waits for them */
+    }
+}
+
+void async_calls_on_frame(ef_client_t *c, const envelope *env)
+{
+    const ProtobufCBinaryData *id = reply_id(env);
+    if (!id)
+        return;
+    enter(c);
+    /* An Error with no id: the coordinator could not read a frame of ours and cannot say which;
+     * as the blocking client ends its call, every call on the wire ends with it. */
+    int unnamed = env->body_case == EDGEFLEET__ENVELOPE__BODY_ERROR && id->len == 0;
+    struct ef_call *next = NULL;
+    for (struct ef_call *a = c->calls.pending; a; a = next) {
+        next = a->next; /* only a can end here: an Error calls no callback, a chunk breaks */
+        if (unnamed ? a->state == ACALL_WAIT_LINK : !call_find_item(&a->s.k, *id))
+            continue;
+        call_on_reply(&a->s.k, env);
+        settle(a);
+        if (!unnamed)
+            break;
+    }
+    leave(c);
+}
+
+/* Put a on the wire: its first attempt, or again after a broken link with what it received. */
+static void send_call(struct ef_call *a)
+{
+    int again = a->state == ACALL_LINK_LOST;
+    int rc = again ? call_send_again(&a->s.k) : call_single_send(&a->s);
+    if (rc)
+        end_call(a, rc, a->c->last_error);
+    else
+        a->state = ACALL_SENT;
+}
+
+void async_calls_link_up(ef_client_t *c)
+{
+    enter(c);
+    client_async_drain(c); /* what the old link delivered comes before anything sent again */
+    struct ef_call *next = NULL;
+    for (struct ef_call *a = c->calls.pending; a; a = next) {
+        next = a->next;
+        if (a->state == ACALL_WAIT_LINK || a->state == ACALL_LINK_LOST)
+            send_call(a);
+    }
+    leave(c);
+}
+
+void async_calls_link_down(ef_client_t *c)
+{
+    enter(c);
+    uint64_t now = clock_mono_ms();
+    struct ef_call *next = NULL;
+    for (struct ef_call *a = c->calls.pending; a; a = next) {
+        next = a->next;
+        if (a->state != ACALL_SENT)
+            continue;
+        if (a->s.k.resends >= CALL_RESENDS_MAX || a->s.k.stop) {
+            end_call(a, EF_ENOTCONN, "lost the connection to the coordinator mid-call");
+            continue;
+        }
+        a->state = ACALL_LINK_LOST;
+        a->link_until_ms = a->end_ms != UINT64_MAX ? a->end_ms : now + c->connect_timeout_ms;
+        client_async_wake(c, a->link_until_ms);
+    }
+    leave(c);
+}
+
+void async_calls_link_refused(ef_client_t *c)
+{
+    enter(c);
+    struct ef_call *next = NULL;
+    for (struct ef_call *a = c->calls.pending; a; a = next) {
+        next = a->next;
+        if (a->state == ACALL_WAIT_LINK || a->state == ACALL_LINK_LOST)
+            end_call(a, client_link_failure(c), c->last_error);
+    }
+    leave(c);
+}
+
+uint64_t async_calls_tick(ef_client_t *c, uint64_t now)
+{
+    uint64_t wake = UINT64_MAX;
+    enter(c);
+    struct ef_call *next = NULL;
+    for (struct ef_call *a = c->calls.pending; a; a = next) {
+        next = a->next;
+        int waiting = a->state == ACALL_WAIT_LINK || a->state == ACALL_LINK_LOST;
+        if (a->end_ms <= now) {
+            char why[96];
+            snprintf(why, sizeof why, "no answer within %u ms", c->request_timeout_ms);
+            end_call(a, EF_ETIMEDOUT, why);
+        } else if (!waiting || a->link_until_ms > now) {
+            uint64_t at = waiting && a->link_until_ms < a->end_ms ? a->link_until_ms : a->end_ms;
+            wake = at < wake ? at : wake;
+        } else if (a->state == ACALL_WAIT_LINK) {
+            end_call(a, client_link_timed_out(c), c->last_error);
+        } else {
+            end_call(a, EF_ENOTCONN,
+                     "lost the connection to the coordinator mid-call; it did not come back in "
+                     "time");
+        }
+    }
+    leave(c);
+    return wake;
+}
+
+void async_calls_destroy(ef_client_t *c)
+{
+    if (c->calls.destroying)
+        return;
+    c->calls.destroying = 1;
+    if (c->calls.depth > 0)
+        return; /* inside a callback: the outermost leave() finishes */
+    enter(c);
+    leave(c);
+}
+
+/* ---- starting calls ------------------------------------------------------------------------ */
+
+/* Room for s and its NUL in the strings block; NULL counts as absent. */
+static size_t room(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+static char *put(char **at, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *out = memcpy(*at, s, n);
+    *at += n;
+    return out;
+}
+
+/* Copy everything of the caller's that the Request will point at. 0 or EF_ENOMEM. */
+static int copy_args(struct ef_call *a, const char *model, const char *prompt,
+                     const ef_chat_message *messages, size_t n_messages)
+{
+    ef_gen_params *p = &a->params;
+    size_t n_stop = p->stop ? p->n_stop : 0, need = room(model) + room(prompt);
+    need += room(p->session_id);
+    for (size_t i = 0; i < n_stop; i++)
+        need += room(p->stop[i]);
+    for (size_t i = 0; i < n_messages; i++)
+        need += room(messages[i].role ? messages[i].role : "user") +
+                room(messages[i].content ? messages[i].content : "");
+    a->strings = malloc(need ? need : 1);
+    a->stop = n_stop ? calloc(n_stop, sizeof *a->stop) : NULL;
+    a->msgs = n_messages ? calloc(n_messages, sizeof *a->msgs) : NULL;
+    a->msg_ptrs = n_messages ? calloc(n_messages, sizeof *a->msg_ptrs) : NULL;
+    if (!a->strings || (n_stop && !a->stop) || (n_messages && (!a->msgs || !a->msg_ptrs)))
+        return EF_ENOMEM;
+    char *at = a->strings;
+    a->model = put(&at, model);
+    a->prompt = put(&at, prompt);
+    p->session_id = put(&at, p->session_id);
+    for (size_t i = 0; i < n_stop; i++)
+        a->stop[i] = put(&at, p->stop[i] ? p->stop[i] : "");
+    p->stop = (const char *const *)a->stop;
+    p->n_stop = n_stop;
+    for (size_t i = 0; i < n_messages; i++) {
+        edgefleet__chat_message__init(&a->msgs[i]);
+        a->msgs[i].role = put(&at, messages[i].role ? messages[i].role : "user");
+        a->msgs[i].content = put(&at, messages[i].content ? messages[i].content : "");
+        a->msg_ptrs[i] = &a->msgs[i];
+    }
+    return 0;
+}
+
+static void free_unstarted(struct ef_call *a)
+{
+    free(a->strings);
+    free(a->stop);
+    free(a->msgs);
+    free(a->msg_ptrs);
+    free(a);
+}
+
+/* Make the call, link it in and send it (or let it wait for the link). */
+static int start(ef_client_t *c, const char *model, const char *prompt,
+                 const ef_chat_message *messages, size_t n_messages, const ef_gen_params *params,
+                 const ef_call_params *cb, ef_call_t **call_out)
+{
+    if (call_out)
+        *call_out = NULL;
+    if (call_check_args(c, model, params, NULL) || !c->loop || c->calls.destroying || !cb ||
+        !cb->on_done)
+        return EF_EINVAL;
+    struct ef_call *a = calloc(1, sizeof *a);
+    if (!a)
+        return EF_ENOMEM;
+    a->c = c;
+    a->cb = *cb;
+    a->params = params ? *params : ef_gen_default_params();
+    if (copy_args(a, model, prompt, messages, n_messages) != 0) {
+        free_unstarted(a);
+        return EF_ENOMEM;
+    }
+    call_single_init(&a->s, c, a->model, &a->params, a->prompt, a->msg_ptrs, n_messages);
+    a->s.k.on_token = call_token;
+    a->s.k.user = a;
+    uint64_t now = a->s.k.start_ms;
+    a->end_ms = c->request_timeout_ms ? now + c->request_timeout_ms : UINT64_MAX;
+    a->link_until_ms = now + c->connect_timeout_ms;
+    a->next = c->calls.pending;
+    if (a->next)
+        a->next->prev = a;
+    c->calls.pending = a;
+    c->calls.n_pending++;
+    if (call_out)
+        *call_out = a;
+    a->state = ACALL_WAIT_LINK;
+    if (c->connected)
+        send_call(a);
+    else if (c->link_error)
+        end_call(a, client_link_failure(c), c->last_error);
+    client_async_wake(c, a->link_until_ms < a->end_ms ? a->link_until_ms : a->end_ms);
+    return 0;
+}
+
+EF_API int ef_client_generate_async(ef_client_t *client, const char *model, const char *prompt,
+                                    const ef_gen_params *params, const ef_call_params *cb,
+                                    ef_call_t **call_out)
+{
+    if (!prompt)
+        return EF_EINVAL;
+    return start(client, model, prompt, NULL, 0, params, cb, call_out);
+}
+
+EF_API int ef_client_chat_async(ef_client_t *client, const char *model,
+                                const ef_chat_message *messages, size_t n_messages,
+                                const ef_gen_params *params, const ef_call_params *cb,
+                                ef_call_t **call_out)
+{
+    if (!messages || n_messages == 0)
+        return EF_EINVAL;
+    return start(client, model, NULL, messages, n_messages, params, cb, call_out);
+}
+
+EF_API int ef_call_cancel(ef_call_t *a)
+{
+    if (!a)
+        return EF_EINVAL;
+    end_call(a, EF_ECANCELED, "cancelled (ef_call_cancel)");
+    return 0;
+}
+
+EF_API size_t ef_client_pending(const ef_client_t *client)
+{
+    return client && client->loop ? client->calls.n_pending : 0;
+}
