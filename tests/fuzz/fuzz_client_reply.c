@@ -9,14 +9,22 @@
  * to on_token is exactly an accepted chunk's and chunks are accepted only contiguously (seq);
  * a re-sent request carries exactly the tokens accepted so far; on_item comes once per item;
  * every call ends with 0 or an error code, with results that agree, in bounded steps.
+ * FC_MODE_ASYNC runs up to four async generate/chat calls on one client through the same reply
+ * core (client_async_call.c), with the loop half (client_async.c) stubbed: frames, link drops and
+ * returns, timer ticks, ef_call_cancel and ef_client_destroy come from the input. Checked too:
+ * each call gets exactly one on_done, never from inside the function that started or cancelled
+ * it, and only a Done the harness saw accepted makes it succeed.
  * Input format: fuzz_client_reply.h. Seeds: seeds_edge.c. Built only with clang -DEF_FUZZ=ON:
  *   ./fuzz_client_reply -runs=1000000 corpus/fuzz_client_reply/ */
 #include "fuzz_client_reply.h"
 
+#include "client_async.h"
 #include "client_internal.h"
+#include "clock.h"
 #include "fake_clock.h"
 #include "fuzz_check.h"
 
+#include <stdint.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,9 +58,17 @@ static struct {
     int item_calls[MAX_ITEMS];
     /* The chunk being handed to the library, for on_token. */
     const Edgefleet__TokenChunk *delivering;
-    int delivering_accepted;
+    int delivering_accepted, delivering_index;
     /* An Error about a live batch item: held (busy) unless on_item ends it. */
     int pending_hold; /* index + 1 */
+    /* Async: the call being started (its first Request names it), -1 otherwise; inside a start
+     * or cancel; when the library asked the loop to tick; the calls' handles and on_dones. */
+    int starting;
+    int in_api;
+    uint64_t wake_ms;
+    ef_call_t *calls[MAX_ITEMS];
+    int dones[MAX_ITEMS];
+    int finished; /* client_async_finish ran */
 } g;
 
 static int read_u8(uint8_t *out)
@@ -76,6 +92,12 @@ static int item_index(ProtobufCBinaryData id)
 {
     if (id.len != CODEC_REQUEST_ID_LEN)
         return -1;
+    if (g.mode == FC_MODE_ASYNC) { /* every async call is item 0 of its own: search the ids */
+        for (int i = 0; i < g.n_items; i++)
+            if (g.items[i].live && memcmp(g.items[i].id, id.data, CODEC_REQUEST_ID_LEN) == 0)
+                return i;
+        return -1;
+    }
     uint32_t i = 0;
     for (int b = 0; b < 4; b++)
         i = i << 8 | id.data[CODEC_REQUEST_ID_LEN - 4 + b];
@@ -102,7 +124,14 @@ static void sent_request(const Edgefleet__Request *r, int single)
 {
     CHECK(r->request_id.len == CODEC_REQUEST_ID_LEN);
     int i = 0;
-    if (!single) {
+    if (g.mode == FC_MODE_ASYNC && g.starting >= 0) {
+        i = g.starting;                   /* its first attempt */
+    } else if (g.mode == FC_MODE_ASYNC) { /* sent again after the link came back: same id */
+        for (i = 0; i < g.n_items; i++)
+            if (memcmp(g.items[i].id, r->request_id.data, CODEC_REQUEST_ID_LEN) == 0)
+                break;
+        CHECK(i < g.n_items);
+    } else if (!single) {
         uint32_t v = 0;
         for (int b = 0; b < 4; b++)
             v = v << 8 | r->request_id.data[CODEC_REQUEST_ID_LEN - 4 + b];
@@ -151,7 +180,7 @@ int client_send(ef_client_t *c, envelope *env)
     free(buf);
     switch (back->body_case) {
     case EDGEFLEET__ENVELOPE__BODY_REQUEST:
-        CHECK(g.mode == FC_MODE_GENERATE || g.mode == FC_MODE_CHAT);
+        CHECK(g.mode == FC_MODE_GENERATE || g.mode == FC_MODE_CHAT || g.mode == FC_MODE_ASYNC);
         sent_request(back->request, 1);
         break;
     case EDGEFLEET__ENVELOPE__BODY_BATCH:
@@ -202,6 +231,7 @@ static void model_reply(const envelope *env)
         int i = item_index(tc->request_id);
         g.delivering = tc;
         g.delivering_accepted = 0;
+        g.delivering_index = i;
         if (i < 0 || g.items[i].ended)
             return;
         item_model *m = &g.items[i];
@@ -244,6 +274,27 @@ static void fix_id(envelope *env, uint8_t fixup)
     memcpy(id->data, g.known[g.n_known - 1 - back], CODEC_REQUEST_ID_LEN);
 }
 
+/* FC_OP_FRAME's operands and frame: the decoded frame with its id fixed up and modelled, or
+ * NULL when it does not decode. */
+static envelope *read_frame(void)
+{
+    uint8_t fixup = 0, lo = 0, hi = 0;
+    read_u8(&fixup);
+    read_u8(&lo);
+    read_u8(&hi);
+    size_t len = (size_t)lo | (size_t)hi << 8;
+    if (len > (size_t)(g.end - g.p))
+        len = (size_t)(g.end - g.p);
+    envelope *env = NULL;
+    int rc = codec_decode(g.p, len, CODEC_MAX_FRAME_DEFAULT, &env);
+    g.p += len;
+    if (rc != 0)
+        return NULL;
+    fix_id(env, fixup);
+    model_reply(env);
+    return env;
+}
+
 int client_recv(ef_client_t *c, uint32_t wait_ms, envelope **out)
 {
     settle();
@@ -261,24 +312,10 @@ int client_recv(ef_client_t *c, uint32_t wait_ms, envelope **out)
             return EF_ETIMEDOUT;
         }
         switch (op % FC_N_OPS) {
-        case FC_OP_FRAME: {
-            uint8_t fixup = 0, lo = 0, hi = 0;
-            read_u8(&fixup);
-            read_u8(&lo);
-            read_u8(&hi);
-            size_t len = (size_t)lo | (size_t)hi << 8;
-            if (len > (size_t)(g.end - g.p))
-                len = (size_t)(g.end - g.p);
-            envelope *env = NULL;
-            int rc = codec_decode(g.p, len, CODEC_MAX_FRAME_DEFAULT, &env);
-            g.p += len;
-            if (rc != 0)
+        case FC_OP_FRAME:
+            if ((*out = read_frame()) == NULL)
                 continue; /* what client_recv does with a frame it cannot read */
-            fix_id(env, fixup);
-            model_reply(env);
-            *out = env;
             return 0;
-        }
         case FC_OP_TIMEOUT:
             fake_clock_advance_ms(wait_ms);
             return EF_ETIMEDOUT;
@@ -380,6 +417,171 @@ static void run_operator(ef_client_t *c, int which)
     settle();
 }
 
+/* ---- FC_MODE_ASYNC: the async calls with the loop half stubbed ------------------------------ */
+
+void client_async_wake(ef_client_t *c, uint64_t at_ms)
+{
+    (void)c;
+    CHECK(!g.finished);
+    if (at_ms < g.wake_ms)
+        g.wake_ms = at_ms;
+}
+
+/* Frames queued before the link broke: none in this model (every frame is an op). */
+void client_async_drain(ef_client_t *c) { (void)c; }
+
+void client_async_finish(ef_client_t *c)
+{
+    (void)c;
+    CHECK(!g.finished); /* once */
+    g.finished = 1;
+}
+
+int client_link_failure(ef_client_t *c)
+{
+    return client_fail(c, c->link_error ? c->link_error : EF_ECRYPTO, "fuzz: handshake failed");
+}
+
+int client_link_timed_out(ef_client_t *c)
+{
+    return client_fail(c, EF_ENOTCONN, "fuzz: nothing answers");
+}
+
+/* What the loop's timer does: tick while a wake is due. */
+static void pump_timer(ef_client_t *c)
+{
+    for (int n = 0; g.wake_ms <= clock_mono_ms() && !g.finished; n++) {
+        CHECK(n < 16); /* a tick that asks for itself at once forever would spin the loop */
+        g.wake_ms = UINT64_MAX;
+        uint64_t next = async_calls_tick(c, clock_mono_ms());
+        if (next < g.wake_ms)
+            g.wake_ms = next;
+    }
+}
+
+static int async_token(ef_call_t *call, const char *text, size_t len, void *user)
+{
+    int i = (int)(intptr_t)user;
+    const Edgefleet__TokenChunk *tc = g.delivering;
+    CHECK(!g.in_api && call == g.calls[i] && g.dones[i] == 0);
+    CHECK(tc && g.delivering_accepted && g.delivering_index == i && len > 0);
+    CHECK(len == strlen(tc->text) && memcmp(text, tc->text, len) == 0);
+    g.delivering = NULL;
+    int stop = g.stop_at && ++g.callbacks == g.stop_at;
+    if (stop) /* the library cancels it: nothing of it is accepted from here on */
+        g.items[i].ended = 1;
+    return stop;
+}
+
+static void async_done(ef_call_t *call, int status, const ef_result *r, void *user)
+{
+    int i = (int)(intptr_t)user;
+    CHECK(!g.in_api && call == g.calls[i]);
+    CHECK(g.dones[i]++ == 0); /* exactly once */
+    CHECK(status <= 0 && status >= -1000 && r->status == status);
+    CHECK(status != 0 || g.items[i].done_ok); /* success only through an accepted Done */
+    CHECK(strlen(r->message) < sizeof r->message);
+    g.items[i].ended = 1;
+    g.items[i].live = 0;
+}
+
+static void async_start(ef_client_t *c, int i)
+{
+    ef_call_params cb = ef_call_default_params();
+    cb.on_token = async_token;
+    cb.on_done = async_done;
+    cb.user = (void *)(intptr_t)i;
+    ef_gen_params p = ef_gen_default_params();
+    const char *stop[] = {"\n\n"};
+    p.stop = stop;
+    p.n_stop = 1;
+    ef_chat_message msgs[2] = {{"system", "be brief"}, {"user", "hello"}};
+    g.starting = i;
+    g.in_api = 1;
+    int rc =
+        i % 2 ? ef_client_chat_async(c, "fuzz-model", msgs, 2, &p, &cb, &g.calls[i])
+              : ef_client_generate_async(c, "fuzz-model", "once upon a time", &p, &cb, &g.calls[i]);
+    g.in_api = 0;
+    g.starting = -1;
+    CHECK(rc == 0 && g.calls[i] != NULL);
+}
+
+/* One op of the input on the async client. */
+static void async_op(ef_client_t *c, uint8_t op)
+{
+    uint8_t b = 0;
+    switch (op % FC_N_OPS) {
+    case FC_OP_FRAME: {
+        envelope *env = read_frame();
+        if (env)
+            async_calls_on_frame(c, env);
+        settle();
+        codec_free(&env);
+        break;
+    }
+    case FC_OP_TIMEOUT: /* the loop sleeps until its timer */
+        fake_clock_advance_ms(g.wake_ms != UINT64_MAX && g.wake_ms > clock_mono_ms()
+                                  ? g.wake_ms - clock_mono_ms()
+                                  : TIMEOUT_MS);
+        break;
+    case FC_OP_DROP:
+        read_u8(&b);
+        if (c->connected) {
+            c->connected = 0;
+            g.down = 1;
+            async_calls_link_down(c);
+        }
+        if (b % 4 == 3) { /* the handshake is refused from now on */
+            c->link_error = EF_EDENIED;
+            async_calls_link_refused(c);
+        } else if (b % 2 == 0 && !c->link_error) {
+            c->connected = 1;
+            g.down = 0;
+            async_calls_link_up(c);
+        }
+        break;
+    case FC_OP_CANCEL:
+        read_u8(&b);
+        if (g.dones[b % g.n_items] == 0) {
+            g.in_api = 1;
+            CHECK(ef_call_cancel(g.calls[b % g.n_items]) == 0);
+            g.in_api = 0;
+            g.items[b % g.n_items].ended = 1;
+        }
+        break;
+    default: /* FC_OP_CLOCK */
+        read_u8(&b);
+        fake_clock_advance_ms((uint64_t)b * 10u);
+        break;
+    }
+    pump_timer(c);
+}
+
+static void run_async(ef_client_t *c, int destroy)
+{
+    static uint8_t not_a_loop; /* c->loop only says "async"; the loop half is stubbed */
+    c->loop = (struct client_loop *)(void *)&not_a_loop;
+    g.starting = -1;
+    g.wake_ms = UINT64_MAX;
+    for (int i = 0; i < g.n_items; i++)
+        async_start(c, i);
+    CHECK(ef_client_pending(c) == (size_t)g.n_items);
+    uint8_t op;
+    for (size_t n = 0; read_u8(&op); n++) {
+        CHECK(n < MAX_RECVS);
+        async_op(c, op);
+    }
+    if (!destroy) { /* every call is bounded by its request timeout */
+        fake_clock_advance_ms(TIMEOUT_MS + CONNECT_MS + 1);
+        pump_timer(c);
+        CHECK(ef_client_pending(c) == 0);
+    }
+    async_calls_destroy(c); /* what ef_client_destroy does: the rest end cancelled, now */
+    CHECK(g.finished && ef_client_pending(c) == 0);
+    for (int i = 0; i < g.n_items; i++)
+        CHECK(g.dones[i] == 1);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -389,8 +591,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g.p = data + 1;
     g.end = data + size;
     g.mode = data[0] & 3;
-    g.n_items = g.mode == FC_MODE_BATCH ? ((data[0] >> 2) & 3) + 1 : 1;
-    g.stop_at = data[0] >> 4;
+    if (g.mode == FC_MODE_OPERATOR && (data[0] & FC_ASYNC_BIT))
+        g.mode = FC_MODE_ASYNC;
+    g.n_items = g.mode == FC_MODE_BATCH || g.mode == FC_MODE_ASYNC ? ((data[0] >> 2) & 3) + 1 : 1;
+    g.stop_at = g.mode == FC_MODE_ASYNC ? (data[0] >> 4) & 3 : data[0] >> 4;
     ef_client_t *c = calloc(1, sizeof *c);
     CHECK(c != NULL);
     atomic_init(&c->cancel, 0);
@@ -405,6 +609,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case FC_MODE_BATCH:
         run_batch(c);
+        break;
+    case FC_MODE_ASYNC:
+        run_async(c, (data[0] & FC_ASYNC_DESTROY) != 0);
         break;
     default:
         run_operator(c, data[0] >> 2);
