@@ -2,7 +2,8 @@
  * edgefleet-agent serving the real model (stories260K): 100 calls at once all complete with
  * every token generated received and a finish reason; a cancel mid-stream ends the call as
  * cancelled and the agent stops it; destroying the client with calls pending gives each its
- * on_done; a call for an unknown model gets its error through on_done. Every callback is
+ * on_done; a call for an unknown model gets its error through on_done; a coordinator killed and
+ * restarted mid-call costs the calls nothing (sent again with their tokens). Every callback is
  * checked to run on the loop's thread, never from inside the function that started or cancelled
  * a call, and exactly once per call. A watchdog turns a hang into a failure. */
 #include "clock.h"
@@ -47,6 +48,7 @@ typedef struct {
     int cancel_at;  /* > 0: ef_call_cancel from the token callback at this piece */
     int after_done; /* on_token calls after on_done or after a cancel: must stay 0 */
     int cancelled;
+    int restart_at; /* > 0: SIGKILL the coordinator at this piece and start it again */
 } outcome;
 
 struct world {
@@ -141,8 +143,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The real agent with `slots` slots, registered, and the model's name learnt. */
-static void start_agent(world *w, int slots)
+/* The real agent with `slots` slots (and a context of ctx tokens, NULL: the default),
+ * registered, and the model's name learnt. */
+static void start_agent_ctx(world *w, int slots, const char *ctx)
 {
     char bin[512], key[512], server[512], model_path[512], sl[16], hb[16];
     assert_int_equal(ts_bin_path("agent/edgefleet-agent", bin, sizeof bin), 0);
@@ -167,7 +170,13 @@ static void start_agent(world *w, int slots)
                     "1",
                     "--heartbeat-ms",
                     hb,
+                    NULL,
+                    NULL,
                     NULL};
+    if (ctx) {
+        argv[15] = "--ctx";
+        argv[16] = (char *)ctx;
+    }
     w->agent = ts_spawn(argv, w->agent_log);
     assert_true(w->agent > 0);
     assert_int_equal(fx_wait_agents(&w->f, "op", 1, 20000), 1);
@@ -179,6 +188,8 @@ static void start_agent(world *w, int slots)
     ef_fleet_status_free(&st);
     ef_client_destroy(&op);
 }
+
+static void start_agent(world *w, int slots) { start_agent_ctx(w, slots, NULL); }
 
 static void open_async(world *w)
 {
@@ -217,6 +228,15 @@ static int on_token(ef_call_t *call, const char *text, size_t len, void *user)
         assert_int_equal(ef_call_cancel(call), 0);
         o->w->in_api = 0;
         o->cancelled = 1;
+    }
+    if (o->restart_at && (int)o->pieces == o->restart_at) {
+        /* The loop is blocked here meanwhile: the client sees the break and the return as
+         * events once this callback has returned. */
+        world *w = o->w;
+        kill(w->f.coord_pid, SIGKILL);
+        assert_true(ts_wait_exit(w->f.coord_pid, 10000) >= 0);
+        w->f.coord_pid = 0;
+        assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, atoi(QUEUE)), 0);
     }
     return 0;
 }
@@ -391,6 +411,31 @@ static void test_a_call_for_an_unknown_model_gets_its_error_through_on_done(void
     assert_int_equal(w->reentered, 0);
 }
 
+static void test_a_coordinator_restarted_mid_call_costs_the_calls_nothing(void **state)
+{
+    world *w = *state;
+    start_agent_ctx(w, 1, "1024");
+    open_async(w);
+    /* Call 0 runs on the one slot, call 1 waits in the coordinator's queue: the restart loses
+     * both there, and the library sends each again, call 0 with the tokens it has. */
+    assert_int_equal(start_call(w, 0, w->model, "Once upon a time", 900), 0);
+    assert_int_equal(start_call(w, 1, w->model, "The little dog", 32), 0);
+    w->calls[0].restart_at = 5;
+    run_until_done(w, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const outcome *o = &w->calls[i];
+        if (o->status != 0)
+            fprintf(stderr, "call %zu: %s (%s)\n", i, ef_err_name(o->status), o->result.message);
+        assert_int_equal(o->status, 0);
+        assert_int_equal(o->result.tokens_received, o->result.completion_tokens);
+        assert_int_equal(o->after_done, 0);
+    }
+    assert_true(w->calls[0].result.resumes >= 1);
+    if (w->calls[0].result.finish == EF_FINISH_LENGTH)
+        assert_int_equal(w->calls[0].result.completion_tokens, 900);
+    assert_int_equal(w->wrong_thread, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +447,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_call_for_an_unknown_model_gets_its_error_through_on_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_coordinator_restarted_mid_call_costs_the_calls_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
