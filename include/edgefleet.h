@@ -339,10 +339,10 @@ EF_API ef_call_params ef_call_default_params(void);
  * started before it wait for it (up to connect_timeout_ms from their start; then their on_done
  * says why, as ef_client_open would). Keys are copied; params need not outlive the call.
  * request_timeout_ms bounds each call. Returns 0 and sets *out (caller owns; free with
- * ef_client_destroy on the loop thread), or, with *out NULL and nothing left allocated,
- * EF_EINVAL (no loop, no endpoint or key, a bad endpoint), EF_ENOENT / EF_EIO / EF_EKEY /
- * EF_EKEYPERM (a key file), EF_EZMQ, EF_ENOMEM; why (may be NULL) gets the reason as with
- * ef_client_open. Loop thread only. */
+ * ef_client_destroy on the loop thread), or, with *out NULL (what was made is released by the
+ * loop's next turn, as after ef_client_destroy), EF_EINVAL (no loop, no endpoint or key, a bad
+ * endpoint), EF_ENOENT / EF_EIO / EF_EKEY / EF_EKEYPERM (a key file), EF_EZMQ, EF_ENOMEM; why (may
+ * be NULL) gets the reason as with ef_client_open. Loop thread only. */
 EF_API int ef_client_open_async(const ef_client_params *params, struct uv_loop_s *loop,
                                 ef_client_t **out, char *why, size_t why_cap);
 
