@@ -8,6 +8,7 @@
 #include "client_async.h"
 #include "client_call.h"
 #include "clock.h"
+#include "grow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,16 @@
 
 enum { ACALL_WAIT_LINK, ACALL_SENT, ACALL_LINK_LOST, ACALL_ENDED };
 
+/* Where a call's slot sits in its request id: bytes 0..7 stay random, 12..15 are the item index
+ * (0) that call_item_new_id puts there. */
+#define SLOT_AT 8
+
 struct ef_call {
     call_single s; /* points into itself: the call is never moved */
     ef_client_t *c;
     ef_call_params cb;
     int state;
+    uint32_t slot;          /* in client_calls.slots, and in bytes SLOT_AT.. of the request id */
     uint64_t end_ms;        /* request timeout (monotonic); UINT64_MAX = none */
     uint64_t link_until_ms; /* WAIT_LINK, LINK_LOST: give up waiting for the link then */
     struct ef_call *prev, *next;
@@ -70,8 +76,13 @@ static void leave(ef_client_t *c)
         free(a->msg_ptrs);
         free(a);
     }
-    if (--t->depth == 0 && t->destroying)
+    if (--t->depth == 0 && t->destroying) {
+        free(t->slots);
+        free(t->free_slots);
+        t->slots = NULL;
+        t->free_slots = NULL;
         client_async_finish(c);
+    }
 }
 
 /* End a (code 0: its item has ended already, with its own outcome): cancel it on the fleet when
@@ -91,6 +102,8 @@ static void end_call(struct ef_call *a, int code, const char *why)
     call_single_outcome(&a->s, 0);
     a->state = ACALL_ENDED;
     client_calls *t = &a->c->calls;
+    t->slots[a->slot] = NULL;             /* a late reply to it finds nothing there */
+    t->free_slots[t->n_free++] = a->slot; /* room made when the slot was taken */
     if (a->prev)
         a->prev->next = a->next;
     else
@@ -152,15 +165,24 @@ void async_calls_on_frame(ef_client_t *c, const envelope *env)
     /* An Error with no id: the coordinator could not read a frame of ours and cannot say which;
      * as the blocking client ends its call, every call on the wire ends with it. */
     int unnamed = env->body_case == EDGEFLEET__ENVELOPE__BODY_ERROR && id->len == 0;
-    struct ef_call *next = NULL;
-    for (struct ef_call *a = c->calls.pending; a; a = next) {
-        next = a->next; /* only a can end here: an Error calls no callback, a chunk breaks */
-        if (unnamed ? a->state == ACALL_WAIT_LINK : !call_find_item(&a->s.k, *id))
-            continue;
-        call_on_reply(&a->s.k, env);
-        settle(a);
-        if (!unnamed)
-            break;
+    if (unnamed) {
+        struct ef_call *next = NULL;
+        for (struct ef_call *a = c->calls.pending; a; a = next) {
+            next = a->next; /* only a can end here: an Error calls no callback */
+            if (a->state == ACALL_WAIT_LINK)
+                continue;
+            call_on_reply(&a->s.k, env);
+            settle(a);
+        }
+    } else if (id->len == CODEC_REQUEST_ID_LEN) {
+        uint32_t slot = 0;
+        for (int b = 0; b < 4; b++)
+            slot = slot << 8 | id->data[SLOT_AT + b];
+        struct ef_call *a = slot < c->calls.n_slots ? c->calls.slots[slot] : NULL;
+        if (a && call_find_item(&a->s.k, *id)) { /* the whole id: not a stale call's */
+            call_on_reply(&a->s.k, env);
+            settle(a);
+        }
     }
     leave(c);
 }
@@ -318,6 +340,24 @@ static void free_unstarted(struct ef_call *a)
     free(a);
 }
 
+/* A slot for a: a free one, or a new one (with room kept to free it again). 0 or EF_ENOMEM. */
+static int take_slot(ef_client_t *c, struct ef_call *a)
+{
+    client_calls *t = &c->calls;
+    if (t->n_free > 0) {
+        a->slot = t->free_slots[--t->n_free];
+    } else {
+        if (t->n_slots >= UINT32_MAX ||
+            grow_array((void **)&t->slots, &t->slots_cap, t->n_slots + 1, sizeof *t->slots) ||
+            grow_array((void **)&t->free_slots, &t->free_cap, t->n_slots + 1,
+                       sizeof *t->free_slots))
+            return EF_ENOMEM;
+        a->slot = (uint32_t)t->n_slots++;
+    }
+    t->slots[a->slot] = a;
+    return 0;
+}
+
 /* Make the call, link it in and send it (or let it wait for the link). */
 static int start(ef_client_t *c, const char *model, const char *prompt,
                  const ef_chat_message *messages, size_t n_messages, const ef_gen_params *params,
@@ -338,7 +378,13 @@ static int start(ef_client_t *c, const char *model, const char *prompt,
         free_unstarted(a);
         return EF_ENOMEM;
     }
+    if (take_slot(c, a) != 0) {
+        free_unstarted(a);
+        return EF_ENOMEM;
+    }
     call_single_init(&a->s, c, a->model, &a->params, a->prompt, a->msg_ptrs, n_messages);
+    for (int b = 0; b < 4; b++) /* big-endian slot, as the index after it */
+        a->s.it.id[SLOT_AT + 3 - b] = (uint8_t)(a->slot >> (8 * b));
     a->s.k.on_token = call_token;
     a->s.k.user = a;
     uint64_t now = a->s.k.start_ms;

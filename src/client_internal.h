@@ -29,8 +29,13 @@ typedef struct {
     struct ef_call *pending;            /* not ended, newest first (doubly linked) */
     struct ef_call *ended, *ended_tail; /* ended, their on_done not called yet, oldest first */
     size_t n_pending;                   /* calls whose on_done has not been called */
-    int depth;                          /* > 0 while the library is handing something over */
-    int destroying;                     /* ef_client_destroy was called */
+    /* A call's slot is in bytes 8..11 of its request id, so a reply finds its call at once. */
+    struct ef_call **slots; /* by slot: the call on the wire there, or NULL */
+    size_t n_slots, slots_cap;
+    uint32_t *free_slots; /* slots of ended calls, to reuse */
+    size_t n_free, free_cap;
+    int depth;      /* > 0 while the library is handing something over */
+    int destroying; /* ef_client_destroy was called */
 } client_calls;
 
 struct ef_client {

@@ -515,6 +515,9 @@ static void async_op(ef_client_t *c, uint8_t op)
         envelope *env = read_frame();
         if (env)
             async_calls_on_frame(c, env);
+        /* A chunk the model accepted for a live call reaches its on_token (async_token clears
+         * delivering): the reply found its call among the others. */
+        CHECK(!(env && g.delivering && g.delivering_accepted && g.delivering->text[0]));
         settle();
         codec_free(&env);
         break;
