@@ -310,7 +310,7 @@ EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batc
 
 struct uv_loop_s;
 
-/* One asynchronous generate or chat. Owned by the library. */
+/* One asynchronous generate, chat or batch. Owned by the library. */
 typedef struct ef_call ef_call_t;
 
 /* Each piece of text of call as it arrives (len bytes, not NUL-terminated, valid during the
@@ -363,6 +363,39 @@ EF_API int ef_client_chat_async(ef_client_t *client, const char *model,
                                 const ef_chat_message *messages, size_t n_messages,
                                 const ef_gen_params *params, const ef_call_params *cb,
                                 ef_call_t **call_out);
+
+/* An async batch's item has ended (in completion order; never for a busy refusal that is sent
+ * again): index is its position in the batch, text its whole output (text_len bytes,
+ * NUL-terminated), result its outcome, all valid during the callback. Return nonzero to cancel
+ * the rest (the batch's on_done then comes with EF_ECANCELED). */
+typedef int (*ef_call_item_fn)(ef_call_t *call, size_t index, const char *text, size_t text_len,
+                               const ef_result *result, void *user);
+
+/* An async batch has ended: status is what ef_client_batch would have returned (0, EF_EPARTIAL,
+ * a code the coordinator refused it with, EF_ECANCELED, EF_ETIMEDOUT, EF_ENOTCONN), result its
+ * counts (valid during the callback). call is freed after it. */
+typedef void (*ef_batch_done_fn)(ef_call_t *call, int status, const ef_batch_result *result,
+                                 void *user);
+
+typedef struct {
+    ef_call_item_fn on_item;  /* required */
+    ef_batch_done_fn on_done; /* required */
+    void *user;               /* handed to both */
+} ef_batch_params;
+
+/* Defaults: no callbacks, user NULL (both must be set). Returns by value. Thread-safe. */
+EF_API ef_batch_params ef_batch_default_params(void);
+
+/* As ef_client_batch on the loop: the same sharding, pacing within the fleet's capacity (busy
+ * items held and sent again after their retry_after_ms), deadlines, and re-sends after a
+ * coordinator restart; on_item once per item as it ends, then on_done once. items (prompts and
+ * params, stop strings and session ids included) and model are copied. Returns 0 when accepted
+ * (*call_out, may be NULL, is its handle until on_done returns; ef_call_cancel cancels what has
+ * not ended), or, with no callback ever, EF_EINVAL (bad arguments as for ef_client_batch, a
+ * missing callback, a blocking client, a client being destroyed) or EF_ENOMEM. Loop thread
+ * only. */
+EF_API int ef_client_batch_async(ef_client_t *client, const char *model, const ef_batch_item *items,
+                                 size_t n_items, const ef_batch_params *cb, ef_call_t **call_out);
 
 /* Cancel call: the coordinator is told to stop it (its slot is freed), no more on_token comes,
  * and its on_done comes with EF_ECANCELED on the loop soon after (not from inside this

@@ -26,7 +26,9 @@ static void on_timer(uv_timer_t *h)
     ef_client_t *c = h->data;
     c->loop->wake_ms = UINT64_MAX;
     uint64_t next = async_calls_tick(c, clock_mono_ms());
-    arm(c, next); /* a no-op once the tick destroyed the client */
+    /* The earlier of next and a wake a batch's pump asked for during the tick; a no-op once the
+     * tick destroyed the client. */
+    client_async_wake(c, next);
 }
 
 static void arm(ef_client_t *c, uint64_t at_ms)
@@ -46,7 +48,7 @@ static void arm(ef_client_t *c, uint64_t at_ms)
 
 void client_async_wake(ef_client_t *c, uint64_t at_ms)
 {
-    if (at_ms < c->loop->wake_ms)
+    if (at_ms < c->loop->wake_ms && at_ms != UINT64_MAX)
         arm(c, at_ms);
 }
 

@@ -7,10 +7,49 @@
 #ifndef EF_CLIENT_ASYNC_H
 #define EF_CLIENT_ASYNC_H
 
+#include "client_call.h"
 #include "client_internal.h"
 #include "errors.h"
 
 #include <stdint.h>
+
+/* ---- one call ---- */
+
+enum { ACALL_WAIT_LINK, ACALL_SENT, ACALL_LINK_LOST, ACALL_ENDED };
+
+struct ef_call {
+    call_single s; /* a batch: s.k only (its items allocated); points into itself: never moved */
+    ef_client_t *c;
+    ef_call_params cb;
+    int state;
+    int status;             /* ACALL_ENDED: what on_done gets */
+    int refused;            /* the code of an Error that ended the whole call, or 0 */
+    uint32_t slot;          /* in client_calls.slots, and in the call's ids (CALL_SLOT_AT) */
+    uint64_t end_ms;        /* request timeout (monotonic); UINT64_MAX = none */
+    uint64_t link_until_ms; /* WAIT_LINK, LINK_LOST: give up waiting for the link then */
+    struct ef_call *prev, *next;
+    /* The caller's arguments, copied (a call outlives the function that started it). */
+    ef_gen_params params;
+    char *model, *prompt;
+    char **stop;
+    Edgefleet__ChatMessage *msgs, **msg_ptrs;
+    char *strings; /* one block holding every copied string */
+    /* Batches (client_async_batch.c). */
+    batch *b;
+    ef_batch_params bcb;
+    ef_batch_item *items;
+    ef_gen_params *item_params;
+};
+
+/* client_async_call.c, for client_async_batch.c: a slot for a made call (0 or EF_ENOMEM), then
+ * its start (timeouts, the pending list, the link); freeing a call whatever its kind; a
+ * batch's pump run now (ends the call on a send error). */
+int async_call_slot(struct ef_call *a);
+void async_call_start(struct ef_call *a);
+void async_call_free(struct ef_call *a);
+void async_call_pump(struct ef_call *a);
+/* client_async_batch.c: an ended batch's on_done with its ef_batch_result. */
+void async_batch_done(struct ef_call *a);
 
 /* ---- the calls (client_async_call.c); the loop half calls these ---- */
 

@@ -1,5 +1,6 @@
-/* libedgefleet's asynchronous generate and chat: each call is a call_single (client_call.c)
- * whose replies the reply core handles exactly as for a blocking call, driven by the events of
+/* libedgefleet's asynchronous calls: each generate or chat is a call_single (client_call.c),
+ * each batch a call with a batch's pump (client_batch.c, started in client_async_batch.c), whose
+ * replies the reply core handles exactly as for a blocking call, driven by the events of
  * client_async.c instead of a blocking receive. A call waits for the link, is on the wire, waits
  * for a broken link to come back (then is sent again with its tokens), or has ended; ended calls
  * get their on_done only when the library is about to hand control back (leave()), never from
@@ -13,29 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { ACALL_WAIT_LINK, ACALL_SENT, ACALL_LINK_LOST, ACALL_ENDED };
-
-/* Where a call's slot sits in its request id: bytes 0..7 stay random, 12..15 are the item index
- * (0) that call_item_new_id puts there. */
-#define SLOT_AT 8
-
-struct ef_call {
-    call_single s; /* points into itself: the call is never moved */
-    ef_client_t *c;
-    ef_call_params cb;
-    int state;
-    uint32_t slot;          /* in client_calls.slots, and in bytes SLOT_AT.. of the request id */
-    uint64_t end_ms;        /* request timeout (monotonic); UINT64_MAX = none */
-    uint64_t link_until_ms; /* WAIT_LINK, LINK_LOST: give up waiting for the link then */
-    struct ef_call *prev, *next;
-    /* The caller's strings, copied (a call outlives the function that started it). */
-    ef_gen_params params;
-    char *model, *prompt;
-    char **stop;
-    Edgefleet__ChatMessage *msgs, **msg_ptrs;
-    char *strings; /* one block holding every copied string */
-};
 
 EF_API ef_call_params ef_call_default_params(void)
 {
@@ -67,14 +45,13 @@ static void leave(ef_client_t *c)
         if (!t->ended)
             t->ended_tail = NULL;
         t->n_pending--;
-        ef_result r = a->s.it.result;
-        a->cb.on_done(a, r.status, &r, a->cb.user);
-        free(a->s.it.tokens);
-        free(a->strings);
-        free(a->stop);
-        free(a->msgs);
-        free(a->msg_ptrs);
-        free(a);
+        if (a->b) {
+            async_batch_done(a);
+        } else {
+            ef_result r = a->s.it.result;
+            a->cb.on_done(a, r.status, &r, a->cb.user);
+        }
+        async_call_free(a);
     }
     if (--t->depth == 0 && t->destroying) {
         free(t->slots);
@@ -92,14 +69,19 @@ static void end_call(struct ef_call *a, int code, const char *why)
     if (a->state == ACALL_ENDED)
         return;
     call *k = &a->s.k;
-    if (code && !a->s.it.done) {
+    if (code && k->n_done < k->n) {
         call_cancel_open(k);
-        call_item_fail(k, &a->s.it, code, why);
+        if (!a->b) /* a batch's open items end unreported, as in ef_client_batch */
+            call_item_fail(k, &a->s.it, code, why);
     }
-    ef_result *r = &a->s.it.result;
-    if (r->status && !r->message[0]) /* the client's last error may be another call's */
-        snprintf(r->message, sizeof r->message, "%s", ef_strerror(r->status));
-    call_single_outcome(&a->s, 0);
+    if (a->b) {
+        a->status = code ? code : a->refused ? a->refused : batch_outcome(k);
+    } else {
+        ef_result *r = &a->s.it.result;
+        if (r->status && !r->message[0]) /* the client's last error may be another call's */
+            snprintf(r->message, sizeof r->message, "%s", ef_strerror(r->status));
+        a->status = call_single_outcome(&a->s, 0);
+    }
     a->state = ACALL_ENDED;
     client_calls *t = &a->c->calls;
     t->slots[a->slot] = NULL;             /* a late reply to it finds nothing there */
@@ -126,10 +108,25 @@ static void settle(struct ef_call *a)
 {
     if (a->state == ACALL_ENDED)
         return;
-    if (a->s.k.stop && !a->s.it.done)
-        end_call(a, EF_ECANCELED, "cancelled by the token callback");
-    else if (a->s.it.done)
+    call *k = &a->s.k;
+    if (k->stop && k->n_done < k->n)
+        end_call(a, EF_ECANCELED, "cancelled by a callback");
+    else if (k->n_done == k->n)
         end_call(a, 0, NULL);
+    else if (a->b && a->state == ACALL_SENT)
+        async_call_pump(a);
+}
+
+void async_call_pump(struct ef_call *a)
+{
+    uint64_t wake = UINT64_MAX;
+    int rc = a->s.k.hooks.pump(&a->s.k, clock_mono_ms(), &wake);
+    if (rc)
+        end_call(a, rc, a->c->last_error);
+    else if (a->s.k.n_done == a->s.k.n) /* its last items ended while being sent */
+        end_call(a, 0, NULL);
+    else
+        client_async_wake(a->c, wake);
 }
 
 /* ---- events from the loop ------------------------------------------------------------------ */
@@ -171,16 +168,18 @@ void async_calls_on_frame(ef_client_t *c, const envelope *env)
             next = a->next; /* only a can end here: an Error calls no callback */
             if (a->state == ACALL_WAIT_LINK)
                 continue;
-            call_on_reply(&a->s.k, env);
+            int rc = call_on_reply(&a->s.k, env);
+            a->refused = rc ? rc : a->refused;
             settle(a);
         }
     } else if (id->len == CODEC_REQUEST_ID_LEN) {
         uint32_t slot = 0;
         for (int b = 0; b < 4; b++)
-            slot = slot << 8 | id->data[SLOT_AT + b];
+            slot = slot << 8 | id->data[CALL_SLOT_AT + b];
         struct ef_call *a = slot < c->calls.n_slots ? c->calls.slots[slot] : NULL;
-        if (a && call_find_item(&a->s.k, *id)) { /* the whole id: not a stale call's */
-            call_on_reply(&a->s.k, env);
+        if (a && call_owns_id(&a->s.k, *id)) { /* the whole id: not a stale call's */
+            int rc = call_on_reply(&a->s.k, env);
+            a->refused = rc ? rc : a->refused;
             settle(a);
         }
     }
@@ -191,11 +190,14 @@ void async_calls_on_frame(ef_client_t *c, const envelope *env)
 static void send_call(struct ef_call *a)
 {
     int again = a->state == ACALL_LINK_LOST;
-    int rc = again ? call_send_again(&a->s.k) : call_single_send(&a->s);
-    if (rc)
+    int rc = again ? call_send_again(&a->s.k) : a->b ? 0 : call_single_send(&a->s);
+    if (rc) {
         end_call(a, rc, a->c->last_error);
-    else
-        a->state = ACALL_SENT;
+        return;
+    }
+    a->state = ACALL_SENT;
+    if (a->b) /* a batch's items go out through its pump, held ones too */
+        async_call_pump(a);
 }
 
 void async_calls_link_up(ef_client_t *c)
@@ -258,6 +260,8 @@ uint64_t async_calls_tick(ef_client_t *c, uint64_t now)
         } else if (!waiting || a->link_until_ms > now) {
             uint64_t at = waiting && a->link_until_ms < a->end_ms ? a->link_until_ms : a->end_ms;
             wake = at < wake ? at : wake;
+            if (a->b && !waiting) /* due resends and deadlines (it asks to be woken for more) */
+                async_call_pump(a);
         } else if (a->state == ACALL_WAIT_LINK) {
             end_call(a, client_link_timed_out(c), c->last_error);
         } else {
@@ -331,15 +335,6 @@ static int copy_args(struct ef_call *a, const char *model, const char *prompt,
     return 0;
 }
 
-static void free_unstarted(struct ef_call *a)
-{
-    free(a->strings);
-    free(a->stop);
-    free(a->msgs);
-    free(a->msg_ptrs);
-    free(a);
-}
-
 /* A slot for a: a free one, or a new one (with room kept to free it again). 0 or EF_ENOMEM. */
 static int take_slot(ef_client_t *c, struct ef_call *a)
 {
@@ -358,7 +353,54 @@ static int take_slot(ef_client_t *c, struct ef_call *a)
     return 0;
 }
 
-/* Make the call, link it in and send it (or let it wait for the link). */
+void async_call_free(struct ef_call *a)
+{
+    if (a->s.k.items && a->s.k.items != &a->s.it) { /* a batch's items */
+        for (size_t i = 0; i < a->s.k.n; i++) {
+            free(a->s.k.items[i].text);
+            free(a->s.k.items[i].tokens);
+        }
+        free(a->s.k.items);
+        batch_free(&a->b);
+    } else {
+        free(a->s.it.tokens);
+    }
+    free(a->strings);
+    free(a->stop);
+    free(a->msgs);
+    free(a->msg_ptrs);
+    free(a->items);
+    free(a->item_params);
+    free(a);
+}
+
+int async_call_slot(struct ef_call *a) { return take_slot(a->c, a); }
+
+void async_call_start(struct ef_call *a)
+{
+    ef_client_t *c = a->c;
+    uint64_t now = a->s.k.start_ms;
+    a->s.k.slotted = 1;
+    a->s.k.slot = a->slot;
+    a->end_ms = c->request_timeout_ms ? now + c->request_timeout_ms : UINT64_MAX;
+    a->link_until_ms = now + c->connect_timeout_ms;
+    a->next = c->calls.pending;
+    if (a->next)
+        a->next->prev = a;
+    c->calls.pending = a;
+    c->calls.n_pending++;
+    a->state = ACALL_WAIT_LINK;
+    if (c->link_error && !c->connected)
+        end_call(a, client_link_failure(c), c->last_error);
+    else if (c->connected && !a->b)
+        send_call(a);
+    /* A batch's first items go out from the next tick: its pump may end items (too big, past
+     * their deadline), and no callback runs inside the function that started the call. */
+    uint64_t at = a->link_until_ms < a->end_ms ? a->link_until_ms : a->end_ms;
+    client_async_wake(c, c->connected && a->b ? 0 : at);
+}
+
+/* Make a generate or chat call, link it in and send it (or let it wait for the link). */
 static int start(ef_client_t *c, const char *model, const char *prompt,
                  const ef_chat_message *messages, size_t n_messages, const ef_gen_params *params,
                  const ef_call_params *cb, ef_call_t **call_out)
@@ -374,35 +416,17 @@ static int start(ef_client_t *c, const char *model, const char *prompt,
     a->c = c;
     a->cb = *cb;
     a->params = params ? *params : ef_gen_default_params();
-    if (copy_args(a, model, prompt, messages, n_messages) != 0) {
-        free_unstarted(a);
-        return EF_ENOMEM;
-    }
-    if (take_slot(c, a) != 0) {
-        free_unstarted(a);
+    if (copy_args(a, model, prompt, messages, n_messages) != 0 || take_slot(c, a) != 0) {
+        async_call_free(a);
         return EF_ENOMEM;
     }
     call_single_init(&a->s, c, a->model, &a->params, a->prompt, a->msg_ptrs, n_messages);
-    for (int b = 0; b < 4; b++) /* big-endian slot, as the index after it */
-        a->s.it.id[SLOT_AT + 3 - b] = (uint8_t)(a->slot >> (8 * b));
+    call_id_put_slot(a->s.it.id, a->slot);
     a->s.k.on_token = call_token;
     a->s.k.user = a;
-    uint64_t now = a->s.k.start_ms;
-    a->end_ms = c->request_timeout_ms ? now + c->request_timeout_ms : UINT64_MAX;
-    a->link_until_ms = now + c->connect_timeout_ms;
-    a->next = c->calls.pending;
-    if (a->next)
-        a->next->prev = a;
-    c->calls.pending = a;
-    c->calls.n_pending++;
     if (call_out)
         *call_out = a;
-    a->state = ACALL_WAIT_LINK;
-    if (c->connected)
-        send_call(a);
-    else if (c->link_error)
-        end_call(a, client_link_failure(c), c->last_error);
-    client_async_wake(c, a->link_until_ms < a->end_ms ? a->link_until_ms : a->end_ms);
+    async_call_start(a);
     return 0;
 }
 

@@ -59,7 +59,18 @@ struct call {
     Edgefleet__Request *resend;
     int keep_tokens;
     uint32_t resends;
+    /* Async calls: every id this call puts on the wire carries slot in bytes CALL_SLOT_AT..+3,
+     * so the loop finds the call a reply is for at once. */
+    int slotted;
+    uint32_t slot;
 };
+
+/* Where an async call's slot sits in its ids: bytes 0..7 stay random, 12..15 are the item index
+ * (call_item_new_id). */
+#define CALL_SLOT_AT 8
+
+/* Write slot big-endian into id's bytes CALL_SLOT_AT..CALL_SLOT_AT+3. */
+void call_id_put_slot(uint8_t id[CODEC_REQUEST_ID_LEN], uint32_t slot);
 
 /* Times one call is sent again after its coordinator link broke. */
 #define CALL_RESENDS_MAX 3
@@ -88,6 +99,9 @@ call_item *call_find_item(call *k, ProtobufCBinaryData id);
  * ours refused, or a frame of ours the coordinator could not name), after every open item was
  * ended with it. A callback asking to stop sets k->stop. */
 int call_on_reply(call *k, const envelope *env);
+/* 1 when a reply with this id is for k: one of its items' attempts, or one of its BatchRequests
+ * (an Error refusing it whole). */
+int call_owns_id(call *k, ProtobufCBinaryData id);
 /* Tell the coordinator to stop every item that is on the wire and has not ended. Best effort. */
 void call_cancel_open(call *k);
 /* After the coordinator link came back: send the open items again with the tokens they received
@@ -118,6 +132,22 @@ int call_single_send(call_single *s);
  * elapsed time and, for a failure without one, message (from the client's last error). Returns
  * the status. */
 int call_single_outcome(call_single *s, int rc);
+
+/* ---- batches (client_batch.c), blocking and async ---- */
+
+typedef struct batch batch;
+
+/* EF_EINVAL unless model, items (n_items of them, 1..UINT32_MAX, each with a prompt) are given. */
+int batch_check(ef_client_t *client, const char *model, const ef_batch_item *items, size_t n_items);
+/* Set up k (its n items allocated, k->slotted set if it is async) as a batch of items for model:
+ * deadlines from now, a batch tag, pacing, and the hooks call_wait or the loop run. model and
+ * items are borrowed for the call. 0 with *out (free with batch_free), or EF_ENOMEM. */
+int batch_new(call *k, const char *model, const ef_batch_item *items, batch **out);
+/* After every item ended: 0, or EF_EPARTIAL with the first failure in the last error. */
+int batch_outcome(call *k);
+/* Resends of items the fleet refused as busy. */
+size_t batch_retried(const batch *b);
+void batch_free(batch **b_p);
 
 /* ---- the blocking loop (client_call.c) ---- */
 

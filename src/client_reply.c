@@ -161,6 +161,17 @@ static int is_our_batch(const call *k, ProtobufCBinaryData id)
            memcmp(id.data, k->batch_tag, CALL_TAG_LEN) == 0;
 }
 
+int call_owns_id(call *k, ProtobufCBinaryData id)
+{
+    return call_find_item(k, id) != NULL || is_our_batch(k, id);
+}
+
+void call_id_put_slot(uint8_t id[CODEC_REQUEST_ID_LEN], uint32_t slot)
+{
+    for (int b = 0; b < 4; b++)
+        id[CALL_SLOT_AT + 3 - b] = (uint8_t)(slot >> (8 * b));
+}
+
 /* The coordinator refused one of our BatchRequests as a whole, or a frame of ours it could not
  * name (empty id): end every open item with its code and message, and the call. */
 static int call_refused(call *k, const Edgefleet__Error *e)

@@ -3,7 +3,8 @@
  * every token generated received and a finish reason; a cancel mid-stream ends the call as
  * cancelled and the agent stops it; destroying the client with calls pending gives each its
  * on_done; a call for an unknown model gets its error through on_done; a coordinator killed and
- * restarted mid-call costs the calls nothing (sent again with their tokens). Every callback is
+ * restarted mid-call costs the calls nothing (sent again with their tokens); a batch of 200 on a
+ * small queue is paced and every item completes once. Every callback is
  * checked to run on the loop's thread, never from inside the function that started or cancelled
  * a call, and exactly once per call. A watchdog turns a hang into a failure. */
 #include "clock.h"
@@ -436,6 +437,74 @@ static void test_a_coordinator_restarted_mid_call_costs_the_calls_nothing(void *
     assert_int_equal(w->wrong_thread, 0);
 }
 
+/* What an async batch handed back. */
+typedef struct {
+    world *w;
+    int items[200], bad, dones, status;
+    ef_batch_result result;
+} batch_tally;
+
+static int on_batch_item(ef_call_t *call, size_t index, const char *text, size_t len,
+                         const ef_result *r, void *user)
+{
+    batch_tally *t = user;
+    (void)call;
+    check_thread(t->w);
+    if (index >= 200 || t->items[index]++ != 0 || strlen(text) != len || r->status != 0 ||
+        r->tokens_received != r->completion_tokens || r->completion_tokens == 0)
+        t->bad++;
+    return 0;
+}
+
+static void on_batch_done(ef_call_t *call, int status, const ef_batch_result *r, void *user)
+{
+    batch_tally *t = user;
+    (void)call;
+    check_thread(t->w);
+    t->dones++;
+    t->status = status;
+    t->result = *r;
+    t->w->n_done++;
+}
+
+static void test_a_batch_on_the_loop_is_paced_and_every_item_completes_once(void **state)
+{
+    world *w = *state;
+    /* A queue of 4: most of the first BatchRequest is refused as busy and sent again as the
+     * fleet frees up, as in ef_client_batch. */
+    assert_int_equal(fx_stop_coordinator(&w->f), 0);
+    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, LIVENESS, 4), 0);
+    start_agent(w, 2);
+    open_async(w);
+    ef_batch_item items[200];
+    ef_gen_params p = greedy(8);
+    for (size_t i = 0; i < 200; i++)
+        items[i] = (ef_batch_item){.prompt = "Once upon a time", .params = &p};
+    batch_tally t = {.w = w};
+    ef_batch_params cb = ef_batch_default_params();
+    cb.on_item = on_batch_item;
+    cb.on_done = on_batch_done;
+    cb.user = &t;
+    w->in_api = 1;
+    int rc = ef_client_batch_async(w->client, w->model, items, 200, &cb, NULL);
+    w->in_api = 0;
+    assert_int_equal(rc, 0);
+    /* A single call on the same loop meanwhile. */
+    assert_int_equal(start_call(w, 0, w->model, "The little dog", 8), 0);
+    run_until_done(w, 2);
+    assert_int_equal(t.dones, 1);
+    assert_int_equal(t.status, 0);
+    assert_int_equal(t.bad, 0);
+    for (size_t i = 0; i < 200; i++)
+        assert_int_equal(t.items[i], 1);
+    assert_int_equal(t.result.n_items, 200);
+    assert_int_equal(t.result.n_ok, 200);
+    assert_true(t.result.n_retried > 0); /* it was paced, not all taken at once */
+    assert_true(w->calls[0].status == 0 || w->calls[0].status == EF_EBUSY);
+    assert_int_equal(w->wrong_thread, 0);
+    assert_int_equal(w->reentered, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +518,8 @@ int main(void)
             test_a_call_for_an_unknown_model_gets_its_error_through_on_done, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_coordinator_restarted_mid_call_costs_the_calls_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_batch_on_the_loop_is_paced_and_every_item_completes_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
