@@ -68,6 +68,8 @@ static struct {
     uint64_t wake_ms;
     ef_call_t *calls[MAX_ITEMS];
     int dones[MAX_ITEMS];
+    int batch_n; /* > 0: call 0 is a batch of that many items */
+    int batch_items[MAX_ITEMS];
     int finished; /* client_async_finish ran */
 } g;
 
@@ -184,9 +186,13 @@ int client_send(ef_client_t *c, envelope *env)
         sent_request(back->request, 1);
         break;
     case EDGEFLEET__ENVELOPE__BODY_BATCH:
-        CHECK(g.mode == FC_MODE_BATCH && back->batch->n_items > 0);
+        CHECK((g.mode == FC_MODE_BATCH || (g.mode == FC_MODE_ASYNC && g.batch_n)) &&
+              back->batch->n_items > 0);
         for (size_t i = 0; i < back->batch->n_items; i++)
-            sent_request(back->batch->items[i], 0);
+            if (g.mode == FC_MODE_BATCH)
+                sent_request(back->batch->items[i], 0);
+            else /* an async batch's items: their ids only (the single calls are modelled) */
+                remember(back->batch->items[i]->request_id.data);
         CHECK(back->batch->batch_id.len == CODEC_REQUEST_ID_LEN);
         remember(back->batch->batch_id.data);
         break;
@@ -485,8 +491,57 @@ static void async_done(ef_call_t *call, int status, const ef_result *r, void *us
     g.items[i].live = 0;
 }
 
+static int async_item(ef_call_t *call, size_t index, const char *text, size_t len,
+                      const ef_result *r, void *user)
+{
+    (void)user;
+    CHECK(!g.in_api && call == g.calls[0] && g.dones[0] == 0);
+    CHECK(index < (size_t)g.batch_n && g.batch_items[index]++ == 0); /* once per item */
+    CHECK(text && strlen(text) == len);
+    CHECK(r->status <= 0 && r->status >= -1000);
+    return g.stop_at && ++g.callbacks == g.stop_at;
+}
+
+static void async_batch_done_cb(ef_call_t *call, int status, const ef_batch_result *r, void *user)
+{
+    (void)user;
+    CHECK(!g.in_api && call == g.calls[0]);
+    CHECK(g.dones[0]++ == 0);
+    CHECK(status <= 0 && status >= -1000);
+    CHECK(r->n_items == (size_t)g.batch_n && r->n_ok + r->n_failed <= r->n_items);
+    if (status == 0 || status == EF_EPARTIAL) { /* every item ended and was reported */
+        CHECK(r->n_ok + r->n_failed == r->n_items);
+        for (int i = 0; i < g.batch_n; i++)
+            CHECK(g.batch_items[i] == 1);
+    }
+    CHECK(status != 0 || r->n_failed == 0);
+    CHECK(status != EF_EPARTIAL || r->n_failed > 0);
+}
+
+static void async_start_batch(ef_client_t *c)
+{
+    ef_batch_item items[MAX_ITEMS] = {{"a", NULL}, {"b", NULL}, {"c", NULL}, {"d", NULL}};
+    ef_gen_params p = ef_gen_default_params();
+    const char *stop[] = {"\n\n"};
+    p.stop = stop;
+    p.n_stop = 1;
+    p.session_id = "s";
+    items[1].params = &p;
+    ef_batch_params cb = ef_batch_default_params();
+    cb.on_item = async_item;
+    cb.on_done = async_batch_done_cb;
+    g.in_api = 1;
+    int rc = ef_client_batch_async(c, "fuzz-model", items, (size_t)g.batch_n, &cb, &g.calls[0]);
+    g.in_api = 0;
+    CHECK(rc == 0 && g.calls[0] != NULL);
+}
+
 static void async_start(ef_client_t *c, int i)
 {
+    if (i == 0 && g.batch_n) {
+        async_start_batch(c);
+        return;
+    }
     ef_call_params cb = ef_call_default_params();
     cb.on_token = async_token;
     cb.on_done = async_done;
@@ -566,6 +621,9 @@ static void run_async(ef_client_t *c, int destroy)
     c->loop = (struct client_loop *)(void *)&not_a_loop;
     g.starting = -1;
     g.wake_ms = UINT64_MAX;
+    uint8_t flags = 0;
+    read_u8(&flags); /* the async flags byte: call 0 is a batch of (flags & 3) items, 0 = not */
+    g.batch_n = flags & 3;
     for (int i = 0; i < g.n_items; i++)
         async_start(c, i);
     CHECK(ef_client_pending(c) == (size_t)g.n_items);

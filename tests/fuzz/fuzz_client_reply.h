@@ -19,7 +19,9 @@ enum {
 
 /* Header: batch items = ((h >> 2) & 3) + 1; a callback returns nonzero (stop) at its call
  * number (h >> 4) when that is nonzero. FC_MODE_OPERATOR with bit 7 set is FC_MODE_ASYNC:
- * ((h >> 2) & 3) + 1 async generate/chat calls at once on one client, with ops driving the
+ * ((h >> 2) & 3) + 1 async calls at once on one client (after the header a flags byte: call 0
+ * is a batch of (flags & 3) items when that is nonzero, else a generate; the others alternate
+ * chat and generate), with ops driving the
  * loop's events instead of a blocking receive; then FC_OP_DROP's operand is even = the link
  * comes back at once, odd = it stays down (until a later even drop), FC_OP_CANCEL's operand
  * picks the call ef_call_cancel is called on, and bit 6 destroys the client at the end of the

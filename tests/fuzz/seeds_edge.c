@@ -366,9 +366,11 @@ static void async_seeds(void)
 {
     seq s;
     const int stop = EDGEFLEET__FINISH_REASON__FINISH_STOP;
+    const uint8_t no_batch = 0, batch2 = 2;
 
     s.len = 0; /* two calls interleaved, both complete */
     op(&s, ASYNC_HEADER(2, 0, 0), -1);
+    put(&s, &no_batch, 1);
     c_chunk(&s, 0, 0, "a", 1);
     c_chunk(&s, 1, 0, "b", 2);
     c_done(&s, 1, stop);
@@ -378,6 +380,7 @@ static void async_seeds(void)
 
     s.len = 0; /* the link breaks and comes back: both re-sent with their tokens (c1, then c0) */
     op(&s, ASYNC_HEADER(2, 0, 0), -1);
+    put(&s, &no_batch, 1);
     c_chunk(&s, 1, 0, "Once", 2);
     op(&s, FC_OP_DROP, 0);
     c_chunk(&s, 0, 2, " upon", 1);
@@ -387,12 +390,14 @@ static void async_seeds(void)
 
     s.len = 0; /* the link stays down: the calls wait, then time out */
     op(&s, ASYNC_HEADER(1, 0, 0), -1);
+    put(&s, &no_batch, 1);
     op(&s, FC_OP_DROP, 1);
     op(&s, FC_OP_TIMEOUT, -1);
     save("fuzz_client_reply", "async_link_lost", &s);
 
     s.len = 0; /* one call cancelled mid-stream, then the client destroyed with two pending */
     op(&s, ASYNC_HEADER(3, 0, 1), -1);
+    put(&s, &no_batch, 1);
     c_chunk(&s, 0, 0, "x", 1);
     op(&s, FC_OP_CANCEL, 2);
     c_chunk(&s, 1, 0, "y", 1);
@@ -400,6 +405,7 @@ static void async_seeds(void)
 
     s.len = 0; /* a token callback stops its call; a busy refusal; an Error with no id */
     op(&s, ASYNC_HEADER(3, 1, 0), -1);
+    put(&s, &no_batch, 1);
     c_chunk(&s, 0, 0, "stop here", 1);
     c_error(&s, 1, 1, EF_EBUSY, 100);
     c_error(&s, 0, 0, EF_EVERSION, 0);
@@ -407,8 +413,33 @@ static void async_seeds(void)
 
     s.len = 0; /* the handshake is refused after a break */
     op(&s, ASYNC_HEADER(2, 0, 0), -1);
+    put(&s, &no_batch, 1);
     op(&s, FC_OP_DROP, 3);
     save("fuzz_client_reply", "async_refused", &s);
+
+    s.len = 0; /* a batch of two beside a generate: ids g1, then b0, b1, the batch tag */
+    op(&s, ASYNC_HEADER(2, 0, 0), -1);
+    put(&s, &batch2, 1);
+    op(&s, FC_OP_CLOCK, 1); /* the batch goes out on the next tick */
+    c_chunk(&s, 1, 0, "a", 1);
+    c_error(&s, 2, 1, EF_EBUSY, 60);
+    c_done(&s, 1, stop);
+    op(&s, FC_OP_CLOCK, 10);
+    c_chunk(&s, 1, 0, "x", 1);
+    c_done(&s, 1, stop);
+    c_done(&s, 0, stop);
+    save("fuzz_client_reply", "async_batch", &s);
+
+    s.len = 0; /* a batch across a link break, then cancelled */
+    op(&s, ASYNC_HEADER(1, 0, 0), -1);
+    put(&s, &batch2, 1);
+    op(&s, FC_OP_CLOCK, 1);
+    c_chunk(&s, 1, 0, "a", 2);
+    op(&s, FC_OP_DROP, 0);
+    op(&s, FC_OP_CLOCK, 10);
+    c_chunk(&s, 1, 2, "b", 1);
+    op(&s, FC_OP_CANCEL, 0);
+    save("fuzz_client_reply", "async_batch_drop", &s);
 }
 
 static void client_seeds(void)
