@@ -153,6 +153,13 @@ static const ProtobufCBinaryData *reply_id(const envelope *env)
     }
 }
 
+/* The call after the one just handled, or, when a callback (a batch's on_item) ended it
+ * meanwhile, the first pending call again: an ended call has left the pending list. */
+static struct ef_call *still_pending(ef_client_t *c, struct ef_call *next)
+{
+    return next && next->state == ACALL_ENDED ? c->calls.pending : next;
+}
+
 void async_calls_on_frame(ef_client_t *c, const envelope *env)
 {
     const ProtobufCBinaryData *id = reply_id(env);
@@ -165,12 +172,13 @@ void async_calls_on_frame(ef_client_t *c, const envelope *env)
     if (unnamed) {
         struct ef_call *next = NULL;
         for (struct ef_call *a = c->calls.pending; a; a = next) {
-            next = a->next; /* only a can end here: an Error calls no callback */
+            next = a->next;
             if (a->state == ACALL_WAIT_LINK)
                 continue;
             int rc = call_on_reply(&a->s.k, env);
             a->refused = rc ? rc : a->refused;
-            settle(a);
+            settle(a); /* a has ended: every item failed */
+            next = still_pending(c, next);
         }
     } else if (id->len == CODEC_REQUEST_ID_LEN) {
         uint32_t slot = 0;
@@ -209,6 +217,7 @@ void async_calls_link_up(ef_client_t *c)
         next = a->next;
         if (a->state == ACALL_WAIT_LINK || a->state == ACALL_LINK_LOST)
             send_call(a);
+        next = still_pending(c, next);
     }
     leave(c);
 }
@@ -262,6 +271,7 @@ uint64_t async_calls_tick(ef_client_t *c, uint64_t now)
             wake = at < wake ? at : wake;
             if (a->b && !waiting) /* due resends and deadlines (it asks to be woken for more) */
                 async_call_pump(a);
+            next = still_pending(c, next);
         } else if (a->state == ACALL_WAIT_LINK) {
             end_call(a, client_link_timed_out(c), c->last_error);
         } else {
