@@ -123,6 +123,8 @@ void async_call_pump(struct ef_call *a)
     int rc = a->s.k.hooks.pump(&a->s.k, clock_mono_ms(), &wake);
     if (rc)
         end_call(a, rc, a->c->last_error);
+    else if (a->s.k.stop && a->s.k.n_done < a->s.k.n) /* an on_item the pump called said so */
+        end_call(a, EF_ECANCELED, "cancelled by a callback");
     else if (a->s.k.n_done == a->s.k.n) /* its last items ended while being sent */
         end_call(a, 0, NULL);
     else
