@@ -65,6 +65,17 @@ static int async_token(ef_call_t *call, const char *text, size_t len, void *user
     CHECK(len == strlen(tc->text) && memcmp(text, tc->text, len) == 0);
     g.delivering = NULL;
     int stop = g.stop_at && ++g.callbacks == g.stop_at;
+    if (stop && g.destroy_in_callback) {
+        /* ef_client_destroy from inside a callback: every call ends, but no on_done may run
+         * before this callback has returned. */
+        g.in_token = 1;
+        async_calls_destroy(g.client);
+        g.in_token = 0;
+        CHECK(!g.finished);
+        for (int k = 0; k < g.n_items; k++)
+            g.items[k].ended = 1;
+        return 0;
+    }
     if (stop) /* the library cancels it: nothing of it is accepted from here on */
         g.items[i].ended = 1;
     return stop;
@@ -73,7 +84,7 @@ static int async_token(ef_call_t *call, const char *text, size_t len, void *user
 static void async_done(ef_call_t *call, int status, const ef_result *r, void *user)
 {
     int i = (int)(intptr_t)user;
-    CHECK(!g.in_api && call == g.calls[i]);
+    CHECK(!g.in_api && !g.in_token && call == g.calls[i]);
     CHECK(g.dones[i]++ == 0); /* exactly once */
     CHECK(status <= 0 && status >= -1000 && r->status == status);
     CHECK(status != 0 || g.items[i].done_ok); /* success only through an accepted Done */
@@ -96,7 +107,7 @@ static int async_item(ef_call_t *call, size_t index, const char *text, size_t le
 static void async_batch_done_cb(ef_call_t *call, int status, const ef_batch_result *r, void *user)
 {
     (void)user;
-    CHECK(!g.in_api && call == g.calls[0]);
+    CHECK(!g.in_api && !g.in_token && call == g.calls[0]);
     CHECK(g.dones[0]++ == 0);
     CHECK(status <= 0 && status >= -1000);
     CHECK(r->n_items == (size_t)g.batch_n && r->n_ok + r->n_failed <= r->n_items);
@@ -215,13 +226,20 @@ void run_async(ef_client_t *c, int destroy)
     uint8_t flags = 0;
     read_u8(&flags); /* the async flags byte: call 0 is a batch of (flags & 3) items, 0 = not */
     g.batch_n = flags & 3;
+    g.destroy_in_callback = (flags & 4) != 0;
+    g.client = c;
     for (int i = 0; i < g.n_items; i++)
         async_start(c, i);
     CHECK(ef_client_pending(c) == (size_t)g.n_items);
     uint8_t op;
-    for (size_t n = 0; read_u8(&op); n++) {
+    for (size_t n = 0; !g.finished && read_u8(&op); n++) {
         CHECK(n < MAX_RECVS);
         async_op(c, op);
+    }
+    if (g.finished) { /* destroyed from a callback: done once it returned, every call ended */
+        for (int i = 0; i < g.n_items; i++)
+            CHECK(g.dones[i] == 1);
+        return;
     }
     if (!destroy) { /* every call is bounded by its request timeout */
         fake_clock_advance_ms(TIMEOUT_MS + CONNECT_MS + 1);

@@ -50,7 +50,10 @@ typedef struct {
     int dones[MAX_ITEMS];
     int batch_n; /* > 0: call 0 is a batch of that many items */
     int batch_items[MAX_ITEMS];
-    int finished; /* client_async_finish ran */
+    int finished;            /* client_async_finish ran */
+    int destroy_in_callback; /* the stopping token callback destroys the client instead */
+    int in_token;            /* inside that destroy: no on_done may run */
+    ef_client_t *client;
 } fc_state;
 
 extern fc_state g;

@@ -20,7 +20,8 @@ enum {
 /* Header: batch items = ((h >> 2) & 3) + 1; a callback returns nonzero (stop) at its call
  * number (h >> 4) when that is nonzero. FC_MODE_OPERATOR with bit 7 set is FC_MODE_ASYNC:
  * ((h >> 2) & 3) + 1 async calls at once on one client (after the header a flags byte: call 0
- * is a batch of (flags & 3) items when that is nonzero, else a generate; the others alternate
+ * is a batch of (flags & 3) items when that is nonzero, else a generate; with flags bit 2 the
+ * token callback that would stop its call destroys the client instead; the others alternate
  * chat and generate), with ops driving the
  * loop's events instead of a blocking receive; then FC_OP_DROP's operand is even = the link
  * comes back at once, odd = it stays down (until a later even drop), FC_OP_CANCEL's operand

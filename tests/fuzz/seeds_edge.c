@@ -440,6 +440,14 @@ static void async_seeds(void)
     c_chunk(&s, 1, 2, "b", 1);
     op(&s, FC_OP_CANCEL, 0);
     save("fuzz_client_reply", "async_batch_drop", &s);
+
+    s.len = 0; /* the client destroyed from inside a token callback, a batch pending */
+    const uint8_t batch1_destroy = 1 | 4;
+    op(&s, ASYNC_HEADER(2, 1, 0), -1);
+    put(&s, &batch1_destroy, 1);
+    c_chunk(&s, 0, 0, "bye", 1);
+    op(&s, FC_OP_CLOCK, 1);
+    save("fuzz_client_reply", "async_destroy_in_callback", &s);
 }
 
 static void client_seeds(void)
