@@ -437,6 +437,44 @@ static void test_a_coordinator_restarted_mid_call_costs_the_calls_nothing(void *
     assert_int_equal(w->wrong_thread, 0);
 }
 
+static void
+test_open_async_refuses_bad_arguments_and_a_dead_endpoint_fails_calls_by_on_done(void **state)
+{
+    world *w = *state;
+    char key[512], why[512], dead[64];
+    fx_key_path(&w->f, "cli", "key", key, sizeof key);
+    ef_client_params p = ef_client_default_params();
+    p.server_public_key = w->f.coord_keys.public_z85;
+    p.key_file = key;
+    p.connect_timeout_ms = 300;
+    ef_client_t *c = (ef_client_t *)&p; /* must be reset to NULL on failure */
+    p.endpoint = w->f.clients_ep;
+    assert_int_equal(ef_client_open_async(&p, NULL, &c, why, sizeof why), EF_EINVAL);
+    assert_null(c);
+    p.endpoint = "udp://nowhere";
+    assert_int_equal(ef_client_open_async(&p, &w->loop, &c, why, sizeof why), EF_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(why, "udp://nowhere"));
+    /* Nothing listens there: the call waits for the handshake, then fails through on_done. */
+    snprintf(dead, sizeof dead, "tcp://127.0.0.1:%d", ts_free_port());
+    p.endpoint = dead;
+    assert_int_equal(ef_client_open_async(&p, &w->loop, &w->client, why, sizeof why), 0);
+    assert_int_equal(start_call(w, 0, "any-model", "Once upon a time", 8), 0);
+    run_until_done(w, 1);
+    assert_int_equal(w->calls[0].status, EF_ENOTCONN);
+    assert_non_null(strstr(w->calls[0].result.message, "nothing answers"));
+    assert_int_equal(w->reentered, 0);
+    /* Every handle the failed opens and this client made goes with the loop's next turns. */
+    ef_client_destroy(&w->client);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    uv_timer_stop(&w->tick);
+    uv_close((uv_handle_t *)&w->tick, NULL);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&w->loop), 0);
+    uv_loop_init(&w->loop); /* for teardown */
+    uv_timer_init(&w->loop, &w->tick);
+}
+
 /* What an async batch handed back. */
 typedef struct {
     world *w;
@@ -520,6 +558,9 @@ int main(void)
             test_a_coordinator_restarted_mid_call_costs_the_calls_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_batch_on_the_loop_is_paced_and_every_item_completes_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_open_async_refuses_bad_arguments_and_a_dead_endpoint_fails_calls_by_on_done, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
