@@ -285,12 +285,13 @@ EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batc
 
 /* ---- asynchronous calls on the caller's libuv loop ------------------------------------------
  * For programs that serve many requests at once: one client opened with ef_client_open_async
- * joins the caller's libuv loop (its socket is a uv_poll on it), and any number of generate and
- * chat calls run on it at the same time, each reporting through callbacks.
+ * joins the caller's libuv loop (its socket is a uv_poll on it), and any number of generate,
+ * chat and batch calls run on it at the same time, each reporting through callbacks.
  * Thread contract (libuv's):
  *  - Every function below, and ef_client_destroy on such a client, must be called on the thread
- *    that runs the loop. Every callback is called on that thread, from inside uv_run, never from
- *    inside the function that started the call.
+ *    that runs the loop. Every callback is called on that thread, from inside uv_run (or from
+ *    inside ef_client_destroy, see below), never from inside the function that started or
+ *    cancelled the call.
  *  - A function that returns an error never calls a callback. Every call it accepted (returned 0)
  *    gets exactly one on_done, however it ends: completed, failed, cancelled (ef_call_cancel, a
  *    token callback returning nonzero), timed out, or its client destroyed.
