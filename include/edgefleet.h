@@ -87,7 +87,9 @@ EF_API const char *ef_version(void);
 
 /* ---- client ---------------------------------------------------------------------------------
  * A client is one CURVE-authenticated DEALER connection to a coordinator's client endpoint.
- * Every call on a client is blocking and runs on the caller's thread.
+ * Every call on a client opened with ef_client_open or ef_client_new is blocking and runs on the
+ * caller's thread; a client opened with ef_client_open_async runs on a libuv loop instead (see
+ * "asynchronous calls" below for its thread contract).
  * Thread-safety: one client per thread. Different clients may be used from different threads
  * at the same time; one client must not be used from two threads at once, except for
  * ef_client_cancel(), which any thread may call at any time. */
@@ -136,7 +138,9 @@ EF_API int ef_client_open(const ef_client_params *params, ef_client_t **out, cha
 EF_API ef_client_t *ef_client_new(const ef_client_params *params);
 
 /* Close the connection (unsent messages are dropped after a short linger), free the client and
- * set *client_p to NULL. NULL or *client_p == NULL is a no-op. Not thread-safe for that client. */
+ * set *client_p to NULL. NULL or *client_p == NULL is a no-op. Not thread-safe for that client.
+ * An async client: loop thread only; what happens to its calls is said under "asynchronous
+ * calls". */
 EF_API void ef_client_destroy(ef_client_t **client_p);
 
 /* The last error's one-line explanation on this client ("coordinator refused our key",
@@ -148,7 +152,7 @@ EF_API const char *ef_client_last_error(const ef_client_t *client);
  * coordinator is told to cancel, and the call returns EF_ECANCELED soon after. With no call in
  * progress the next call is not affected. Returns 0, or EF_EINVAL for a NULL client.
  * Thread-safe: this is the one function that may be called while another thread is inside a
- * call on the same client. */
+ * call on the same client. An async client: EF_EINVAL (use ef_call_cancel). */
 EF_API int ef_client_cancel(ef_client_t *client);
 
 /* ---- generation ---------------------------------------------------------------------------- */
@@ -196,7 +200,8 @@ typedef struct {
     double first_token_ms;      /* from arrival at the agent to the first token */
     double elapsed_ms;          /* the whole call as the client saw it */
     char agent[64];             /* name of the agent that served it; "" if none did */
-    char message[160];          /* the fleet's error message; "" on success */
+    char message[160];          /* the fleet's error message, else the library's reason;
+                                   "" on success */
     uint32_t resumes;           /* times the stream moved to another agent (its agent was lost)
                                    or was sent again (the coordinator restarted); 0 = none */
     char agents[256];           /* every agent that served a part, in order, comma-separated */
@@ -277,6 +282,131 @@ typedef struct {
  * the call only. Not thread-safe for one client; the client stays usable after any failure. */
 EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batch_item *items,
                            size_t n_items, ef_item_fn on_item, void *user, ef_batch_result *out);
+
+/* ---- asynchronous calls on the caller's libuv loop ------------------------------------------
+ * For programs that serve many requests at once: one client opened with ef_client_open_async
+ * joins the caller's libuv loop (its socket is a uv_poll on it), and any number of generate,
+ * chat and batch calls run on it at the same time, each reporting through callbacks.
+ * Thread contract (libuv's):
+ *  - Every function below, and ef_client_destroy on such a client, must be called on the thread
+ *    that runs the loop. Every callback is called on that thread, from inside uv_run (or from
+ *    inside ef_client_destroy, see below), never from inside the function that started or
+ *    cancelled the call.
+ *  - A function that returns an error never calls a callback. Every call it accepted (returned 0)
+ *    gets exactly one on_done, however it ends: completed, failed, cancelled (ef_call_cancel, a
+ *    token callback returning nonzero), timed out, or its client destroyed.
+ *  - Inside a callback any of these functions may be called: start calls, cancel this or another
+ *    call, destroy the client. Blocking functions (ef_client_generate...) must not be called on
+ *    an async client (EF_EINVAL), nor may uv_run be entered recursively.
+ *  - The text and result handed to a callback are valid only until it returns (copy what you
+ *    keep). The call handle is valid from its start until its on_done returns, then freed.
+ *  - The client behaves like an active libuv handle: while it exists, uv_run(UV_RUN_DEFAULT)
+ *    does not return. ef_client_destroy gives every call not yet done its on_done (status
+ *    EF_ECANCELED, the coordinator is told to stop them) before it returns, or, called from
+ *    inside a callback of that client, as soon as that callback has returned; no callback runs
+ *    after that. The client's memory is released by the loop (uv_close), so run the loop once
+ *    more (uv_run(loop, UV_RUN_NOWAIT)) before uv_loop_close.
+ * This header needs no libuv header: the loop is passed as the opaque struct uv_loop_s *
+ * (uv_loop_t * in <uv.h>). */
+
+struct uv_loop_s;
+
+/* One asynchronous generate, chat or batch. Owned by the library. */
+typedef struct ef_call ef_call_t;
+
+/* Each piece of text of call as it arrives (len bytes, not NUL-terminated, valid during the
+ * callback; a piece may end mid-UTF-8-character). Return 0 to go on, nonzero to cancel the call
+ * (its on_done then comes with EF_ECANCELED). */
+typedef int (*ef_call_token_fn)(ef_call_t *call, const char *text, size_t len, void *user);
+
+/* call has ended: status is 0 when it completed (result->finish says how) or the EF_E* code it
+ * failed with, as the blocking ef_client_generate would have returned it (EF_EBUSY with
+ * result->retry_after_ms, EF_EUNKNOWNMODEL, EF_ECANCELED, EF_ETIMEDOUT, EF_ENOTCONN when the
+ * link did not come back in time, EF_EDENIED / EF_ECRYPTO when the handshake was refused...);
+ * result->message says why. result is valid during the callback; call is freed after it. */
+typedef void (*ef_call_done_fn)(ef_call_t *call, int status, const ef_result *result, void *user);
+
+typedef struct {
+    ef_call_token_fn on_token; /* NULL = the text is not streamed (on_done still comes) */
+    ef_call_done_fn on_done;   /* required */
+    void *user;                /* handed to both */
+} ef_call_params;
+
+/* Defaults: no callbacks, user NULL (on_done must be set). Returns by value. Thread-safe. */
+EF_API ef_call_params ef_call_default_params(void);
+
+/* Make a client on loop (a uv_loop_t *) and start connecting in the background: keys are loaded
+ * and checked and the endpoint parsed now; the CURVE handshake completes on the loop, and calls
+ * started before it wait for it (up to connect_timeout_ms from their start; then their on_done
+ * says why, as ef_client_open would). Keys are copied; params need not outlive the call.
+ * request_timeout_ms bounds each call. Returns 0 and sets *out (caller owns; free with
+ * ef_client_destroy on the loop thread), or, with *out NULL (what was made is released by the
+ * loop's next turn, as after ef_client_destroy), EF_EINVAL (no loop, no endpoint or key, a bad
+ * endpoint), EF_ENOENT / EF_EIO / EF_EKEY / EF_EKEYPERM (a key file), EF_EZMQ, EF_ENOMEM; why (may
+ * be NULL) gets the reason as with ef_client_open. Loop thread only. */
+EF_API int ef_client_open_async(const ef_client_params *params, struct uv_loop_s *loop,
+                                ef_client_t **out, char *why, size_t why_cap);
+
+/* Start generating from a raw prompt on any agent serving `model`. model, prompt and params
+ * (stop strings and session id included) are copied: they need not outlive this function.
+ * Returns 0 when the call was accepted: on_done will come exactly once, and *call_out (may be
+ * NULL) is the call's handle until then. Or, with no callback ever: EF_EINVAL (bad arguments, no
+ * on_done, a blocking client, or a client being destroyed), EF_ENOMEM. The coordinator link
+ * breaking mid-call is handled as in ef_client_generate: the call is sent again with the tokens
+ * received (at most 3 times), within its time. Loop thread only. */
+EF_API int ef_client_generate_async(ef_client_t *client, const char *model, const char *prompt,
+                                    const ef_gen_params *params, const ef_call_params *cb,
+                                    ef_call_t **call_out);
+
+/* As ef_client_generate_async, with messages (n_messages >= 1, copied) rendered by the agent
+ * with the model's chat template. Same returns and contract. */
+EF_API int ef_client_chat_async(ef_client_t *client, const char *model,
+                                const ef_chat_message *messages, size_t n_messages,
+                                const ef_gen_params *params, const ef_call_params *cb,
+                                ef_call_t **call_out);
+
+/* An async batch's item has ended (in completion order; never for a busy refusal that is sent
+ * again): index is its position in the batch, text its whole output (text_len bytes,
+ * NUL-terminated), result its outcome, all valid during the callback. Return nonzero to cancel
+ * the rest (the batch's on_done then comes with EF_ECANCELED). */
+typedef int (*ef_call_item_fn)(ef_call_t *call, size_t index, const char *text, size_t text_len,
+                               const ef_result *result, void *user);
+
+/* An async batch has ended: status is what ef_client_batch would have returned (0, EF_EPARTIAL,
+ * a code the coordinator refused it with, EF_ECANCELED, EF_ETIMEDOUT, EF_ENOTCONN), result its
+ * counts (valid during the callback). call is freed after it. */
+typedef void (*ef_batch_done_fn)(ef_call_t *call, int status, const ef_batch_result *result,
+                                 void *user);
+
+typedef struct {
+    ef_call_item_fn on_item;  /* required */
+    ef_batch_done_fn on_done; /* required */
+    void *user;               /* handed to both */
+} ef_batch_params;
+
+/* Defaults: no callbacks, user NULL (both must be set). Returns by value. Thread-safe. */
+EF_API ef_batch_params ef_batch_default_params(void);
+
+/* As ef_client_batch on the loop: the same sharding, pacing within the fleet's capacity (busy
+ * items held and sent again after their retry_after_ms), deadlines, and re-sends after a
+ * coordinator restart; on_item once per item as it ends, then on_done once. items (prompts and
+ * params, stop strings and session ids included) and model are copied. Returns 0 when accepted
+ * (*call_out, may be NULL, is its handle until on_done returns; ef_call_cancel cancels what has
+ * not ended), or, with no callback ever, EF_EINVAL (bad arguments as for ef_client_batch, a
+ * missing callback, a blocking client, a client being destroyed) or EF_ENOMEM. Loop thread
+ * only. */
+EF_API int ef_client_batch_async(ef_client_t *client, const char *model, const ef_batch_item *items,
+                                 size_t n_items, const ef_batch_params *cb, ef_call_t **call_out);
+
+/* Cancel call: the coordinator is told to stop it (its slot is freed), no more on_token comes,
+ * and its on_done comes with EF_ECANCELED on the loop soon after (not from inside this
+ * function). A call that has already ended keeps its outcome. Returns 0, or EF_EINVAL for NULL.
+ * call must be valid (its on_done has not returned yet). Loop thread only. */
+EF_API int ef_call_cancel(ef_call_t *call);
+
+/* Calls of an async client whose on_done has not been called yet; 0 for a blocking client or
+ * NULL. Loop thread only. */
+EF_API size_t ef_client_pending(const ef_client_t *client);
 
 /* ---- operations (operator keys only) -------------------------------------------------------- */
 

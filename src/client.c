@@ -3,6 +3,7 @@
  * a reason when it cannot be made, and the client's error text. The request paths live in
  * client_call.c and client_batch.c, the operator commands in client_ops.c. Runs on the caller's
  * thread; see include/edgefleet.h. */
+#include "client_async.h"
 #include "client_internal.h"
 #include "clock.h"
 #include "transport.h"
@@ -104,7 +105,9 @@ static int client_socket(ef_client_t *c, const keys_pair *kp, const char *server
     return 0;
 }
 
-static int open_checked(const ef_client_params *params, ef_client_t **out, ef_errmsg *em)
+/* Make the client; loop NULL: a blocking one, else an async one on that libuv loop. */
+static int open_checked(const ef_client_params *params, void *loop, ef_client_t **out,
+                        ef_errmsg *em)
 {
     if (!out)
         return errmsg_set(em, EF_EINVAL, "no place for the client (out is NULL)");
@@ -130,7 +133,8 @@ static int open_checked(const ef_client_params *params, ef_client_t **out, ef_er
                                                            : CLIENT_CONNECT_TIMEOUT_DEFAULT_MS;
         c->request_timeout_ms = params->request_timeout_ms;
         snprintf(c->endpoint, sizeof c->endpoint, "%s", params->endpoint);
-        rc = client_socket(c, &kp, server, em);
+        rc = loop ? client_async_socket(c, loop, &kp, server, em)
+                  : client_socket(c, &kp, server, em);
     }
     sodium_memzero(&kp, sizeof kp);
     if (rc)
@@ -143,7 +147,7 @@ int client_open(const ef_client_params *params, int wait, ef_client_t **out, cha
                 size_t why_cap)
 {
     ef_errmsg em = {{0}};
-    int rc = open_checked(params, out, &em);
+    int rc = open_checked(params, NULL, out, &em);
     if (rc == 0 && wait && (rc = client_wait_connected(*out)) != 0) {
         snprintf(em.msg, sizeof em.msg, "%s", (*out)->last_error);
         ef_client_destroy(out);
@@ -159,6 +163,19 @@ EF_API int ef_client_open(const ef_client_params *params, ef_client_t **out, cha
     return client_open(params, 1, out, why, why_cap);
 }
 
+EF_API int ef_client_open_async(const ef_client_params *params, struct uv_loop_s *loop,
+                                ef_client_t **out, char *why, size_t why_cap)
+{
+    ef_errmsg em = {{0}};
+    int rc = loop ? open_checked(params, loop, out, &em)
+                  : errmsg_set(&em, EF_EINVAL, "no loop: pass the uv_loop_t the client runs on");
+    if (!loop && out)
+        *out = NULL;
+    if (why && why_cap)
+        snprintf(why, why_cap, "%s", rc ? em.msg : "");
+    return rc;
+}
+
 EF_API ef_client_t *ef_client_new(const ef_client_params *params)
 {
     ef_client_t *c = NULL;
@@ -170,6 +187,11 @@ EF_API void ef_client_destroy(ef_client_t **client_p)
     if (!client_p || !*client_p)
         return;
     ef_client_t *c = *client_p;
+    *client_p = NULL;
+    if (c->loop) { /* its calls end first; the loop frees the memory (client_async.c) */
+        async_calls_destroy(c);
+        return;
+    }
     if (c->sock)
         zmq_socket_monitor(c->sock, NULL, 0);
     if (c->monitor)
@@ -179,7 +201,6 @@ EF_API void ef_client_destroy(ef_client_t **client_p)
     if (c->zctx)
         zmq_ctx_term(c->zctx);
     free(c);
-    *client_p = NULL;
 }
 
 EF_API const char *ef_client_last_error(const ef_client_t *client)
@@ -189,7 +210,7 @@ EF_API const char *ef_client_last_error(const ef_client_t *client)
 
 EF_API int ef_client_cancel(ef_client_t *client)
 {
-    if (!client)
+    if (!client || client->loop) /* an async client's calls are cancelled one by one */
         return EF_EINVAL;
     atomic_store(&client->cancel, 1);
     return 0;

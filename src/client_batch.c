@@ -2,7 +2,8 @@
  * CLIENT_BATCH_MAX items and one frame, paced by client_pace.c within what the fleet takes at
  * once; items the fleet refuses as busy are held and sent again with fresh ids after their
  * retry_after_ms, and items whose deadline passes while held end here with EF_EDEADLINE. The
- * replies are read by call_wait (client_call.c). Runs on the caller's thread. */
+ * replies are read by call_wait (client_call.c), or for ef_client_batch_async by the loop
+ * (client_async_call.c), which runs the same pump. Runs on the thread that drives the call. */
 #include "client_call.h"
 #include "client_pace.h"
 #include "clock.h"
@@ -22,7 +23,7 @@
  * not hammered. */
 #define CLIENT_BUSY_RETRY_MIN_MS 50u
 
-typedef struct {
+struct batch {
     const char *model;
     const ef_batch_item *items;
     pace pace;
@@ -33,7 +34,7 @@ typedef struct {
     Edgefleet__Request *ptrs[CLIENT_BATCH_MAX];
     Edgefleet__SamplingParams sps[CLIENT_BATCH_MAX];
     size_t n_wire, wire_bytes;
-} batch;
+};
 
 static ef_gen_params item_params(const batch *b, size_t i)
 {
@@ -75,6 +76,8 @@ static int wire_add(call *k, batch *b, size_t i)
     call_item *it = &k->items[i];
     ef_gen_params p = item_params(b, i);
     call_item_new_id(it, i);
+    if (k->slotted)
+        call_id_put_slot(it->id, k->slot);
     Edgefleet__Request r;
     Edgefleet__SamplingParams sp;
     call_request_fill(&r, &sp, b->model, &p, it);
@@ -165,19 +168,7 @@ static void batch_on_end(call *k, call_item *it)
     pace_end(&b->pace, (size_t)(it - k->items));
 }
 
-static int check_batch(ef_client_t *client, const char *model, const ef_batch_item *items,
-                       size_t n_items, ef_item_fn on_item)
-{
-    if (!client || !model || !*model || !items || n_items == 0 || n_items > UINT32_MAX || !on_item)
-        return EF_EINVAL;
-    for (size_t i = 0; i < n_items; i++)
-        if (!items[i].prompt)
-            return EF_EINVAL;
-    return 0;
-}
-
-/* After every item ended: 0, or EF_EPARTIAL with the first failure in the last error. */
-static int batch_outcome(call *k)
+int batch_outcome(call *k)
 {
     if (k->n_failed == 0)
         return 0;
@@ -190,10 +181,16 @@ static int batch_outcome(call *k)
                        r->message[0] ? r->message : ef_strerror(r->status));
 }
 
-static int batch_run(call *k, batch *b)
+int batch_new(call *k, const char *model, const ef_batch_item *items, batch **out)
 {
-    if (pace_init(&b->pace, k->n, CLIENT_BATCH_MAX) != 0)
+    *out = NULL;
+    batch *b = calloc(1, sizeof *b);
+    if (!b || pace_init(&b->pace, k->n, CLIENT_BATCH_MAX) != 0) {
+        free(b);
         return EF_ENOMEM;
+    }
+    b->model = model;
+    b->items = items;
     b->next_expiry_ms = UINT64_MAX;
     uint64_t now_unix = clock_unix_ms();
     for (size_t i = 0; i < k->n; i++) {
@@ -204,11 +201,33 @@ static int batch_run(call *k, batch *b)
             b->next_expiry_ms = dl;
     }
     randombytes_buf(k->batch_tag, sizeof k->batch_tag);
+    if (k->slotted)
+        call_id_put_slot(k->batch_tag, k->slot);
     k->hooks = (call_hooks){
         .on_busy = batch_on_busy, .on_end = batch_on_end, .pump = batch_pump, .state = b};
-    int rc = call_wait(k);
-    pace_free(&b->pace);
-    return rc ? rc : batch_outcome(k);
+    *out = b;
+    return 0;
+}
+
+size_t batch_retried(const batch *b) { return b ? b->n_retried : 0; }
+
+void batch_free(batch **b_p)
+{
+    if (!b_p || !*b_p)
+        return;
+    pace_free(&(*b_p)->pace);
+    free(*b_p);
+    *b_p = NULL;
+}
+
+int batch_check(ef_client_t *client, const char *model, const ef_batch_item *items, size_t n_items)
+{
+    if (!client || !model || !*model || !items || n_items == 0 || n_items > UINT32_MAX)
+        return EF_EINVAL;
+    for (size_t i = 0; i < n_items; i++)
+        if (!items[i].prompt)
+            return EF_EINVAL;
+    return 0;
 }
 
 EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batch_item *items,
@@ -217,7 +236,7 @@ EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batc
     uint64_t start = clock_mono_ms();
     if (out)
         *out = (ef_batch_result){.n_items = n_items};
-    int rc = check_batch(client, model, items, n_items, on_item);
+    int rc = on_item ? batch_check(client, model, items, n_items) : EF_EINVAL;
     if (rc == 0)
         rc = client_call_begin(client);
     if (rc)
@@ -229,15 +248,14 @@ EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batc
               .start_ms = start,
               .keep_tokens = 1};
     k.items = calloc(n_items, sizeof *k.items);
-    batch *b = calloc(1, sizeof *b);
-    if (!k.items || !b) {
+    batch *b = NULL;
+    if (!k.items || batch_new(&k, model, items, &b) != 0) {
         free(k.items);
-        free(b);
         return client_fail(client, EF_ENOMEM, "out of memory for a batch of %zu items", n_items);
     }
-    b->model = model;
-    b->items = items;
-    rc = batch_run(&k, b);
+    rc = call_wait(&k);
+    if (rc == 0)
+        rc = batch_outcome(&k);
     if (out) {
         out->n_failed = k.n_failed;
         out->n_ok = k.n_done - k.n_failed;
@@ -249,6 +267,6 @@ EF_API int ef_client_batch(ef_client_t *client, const char *model, const ef_batc
         free(k.items[i].tokens);
     }
     free(k.items);
-    free(b);
+    batch_free(&b);
     return rc;
 }

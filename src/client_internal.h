@@ -1,5 +1,6 @@
-/* libedgefleet internals shared by client.c (connection, operator commands) and client_call.c
- * (generate, chat, batch). Everything runs on the thread that called into the public API; only
+/* libedgefleet internals shared by client.c (connection, operator commands), client_call.c
+ * (generate, chat, batch) and client_async*.c (the same calls on a libuv loop). Everything runs
+ * on the thread that called into the public API (an async client: the loop's thread); only
  * `cancel` is touched from other threads, hence its atomic type. */
 #ifndef EF_CLIENT_INTERNAL_H
 #define EF_CLIENT_INTERNAL_H
@@ -21,6 +22,22 @@
 /* Room for the endpoint string, kept for messages ("nothing answers at tcp://..."). */
 #define CLIENT_ENDPOINT_MAX 256
 
+struct client_loop; /* client_async.c: an async client's loop, transport, socket and timer */
+
+/* An async client's calls (client_async_call.c). */
+typedef struct {
+    struct ef_call *pending;            /* not ended, newest first (doubly linked) */
+    struct ef_call *ended, *ended_tail; /* ended, their on_done not called yet, oldest first */
+    size_t n_pending;                   /* calls whose on_done has not been called */
+    /* A call's slot is in bytes 8..11 of its request id, so a reply finds its call at once. */
+    struct ef_call **slots; /* by slot: the call on the wire there, or NULL */
+    size_t n_slots, slots_cap;
+    uint32_t *free_slots; /* slots of ended calls, to reuse */
+    size_t n_free, free_cap;
+    int depth;      /* > 0 while the library is handing something over */
+    int destroying; /* ef_client_destroy was called */
+} client_calls;
+
 struct ef_client {
     void *zctx;    /* own context: clients on different threads share nothing */
     void *sock;    /* DEALER to the coordinator's client endpoint */
@@ -38,11 +55,22 @@ struct ef_client {
     atomic_int cancel; /* set by ef_client_cancel from any thread */
     char endpoint[CLIENT_ENDPOINT_MAX];
     char last_error[256];
+    struct client_loop *loop; /* NULL: a blocking client (zctx, sock and monitor are its link) */
+    client_calls calls;       /* async clients only */
 };
 
 /* Set the client's last error text and return code. */
 int client_fail(ef_client_t *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A monitor event of the client's DEALER (ZMQ_EVENT_*, its value) into the link's state
+ * (connected, link_error, what the TCP side did). client_link.c; the async client feeds it
+ * the events its tsock reports. */
+void client_link_event(ef_client_t *c, uint16_t event, uint32_t value);
+/* The failed handshake's reason (link_error) into the last error; returns its code. */
+int client_link_failure(ef_client_t *c);
+/* Why no handshake finished within connect_timeout_ms, into the last error; returns its code. */
+int client_link_timed_out(ef_client_t *c);
 
 /* Wait (up to connect_timeout_ms) until the handshake has succeeded. Returns 0, or with the
  * reason in the last error: EF_ENOTCONN (nothing answers, or no handshake in time), EF_EDENIED
@@ -58,7 +86,8 @@ int client_call_begin(ef_client_t *c);
  * table's range (-1..-1000), EF_EPROTO otherwise. */
 int client_wire_error(int32_t code);
 
-/* Encode and send env. 0 or EF_ENOTCONN / codec errors. */
+/* Encode and send env (an async client: on its tsock, without blocking). 0 or EF_ENOTCONN /
+ * EF_EBUSY / codec errors, with the reason in the last error. */
 int client_send(ef_client_t *c, envelope *env);
 
 /* Wait until a frame arrives (returns 0 and sets *out; free with codec_free), `wait_ms` pass

@@ -6,6 +6,7 @@
  * libzmq does not reconnect), and the blocking send and receive every call uses. Runs on the
  * caller's thread. */
 #include "client_internal.h"
+#include "client_async.h"
 #include "clock.h"
 
 #include <stdio.h>
@@ -21,7 +22,7 @@
  * with HANDSHAKE_FAILED_NO_DETAIL can be stale, so time decides. */
 #define CLIENT_HANDSHAKE_HANGUP_MS 1000u
 
-static void on_monitor_event(ef_client_t *c, uint16_t event, uint32_t value)
+void client_link_event(ef_client_t *c, uint16_t event, uint32_t value)
 {
     switch (event) {
     case ZMQ_EVENT_CONNECT_DELAYED:
@@ -84,12 +85,11 @@ static int read_monitor(ef_client_t *c)
     while (zmq_msg_more(&m)) /* the endpoint frame: we know it */
         zmq_msg_recv(&m, c->monitor, 0);
     zmq_msg_close(&m);
-    on_monitor_event(c, event, value);
+    client_link_event(c, event, value);
     return 1;
 }
 
-/* The failed handshake's reason into the last error; returns its code. */
-static int link_failure(ef_client_t *c)
+int client_link_failure(ef_client_t *c)
 {
     switch (c->link_error) {
     case EF_EDENIED:
@@ -110,8 +110,7 @@ static int link_failure(ef_client_t *c)
     }
 }
 
-/* Why no handshake finished within the connect timeout. */
-static int connect_timed_out(ef_client_t *c)
+int client_link_timed_out(ef_client_t *c)
 {
     uint32_t ms = c->connect_timeout_ms;
     if (c->closed_in_handshake)
@@ -145,10 +144,10 @@ int client_wait_connected(ef_client_t *c)
         if (c->connected)
             return 0;
         if (c->link_error)
-            return link_failure(c);
+            return client_link_failure(c);
         uint64_t now = clock_mono_ms();
         if (now >= end)
-            return connect_timed_out(c);
+            return client_link_timed_out(c);
         zmq_pollitem_t it = {.socket = c->monitor, .events = ZMQ_POLLIN};
         long wait = (long)(end - now);
         zmq_poll(&it, 1, wait < CLIENT_POLL_SLICE_MS ? wait : CLIENT_POLL_SLICE_MS);
@@ -157,6 +156,8 @@ int client_wait_connected(ef_client_t *c)
 
 int client_send(ef_client_t *c, envelope *env)
 {
+    if (c->loop)
+        return client_async_send(c, env);
     uint8_t *buf;
     size_t len;
     int rc = codec_encode(env, 0, &buf, &len);
@@ -220,7 +221,7 @@ int client_recv(ef_client_t *c, uint32_t wait_ms, envelope **out)
             continue; /* EINTR: look at the cancel flag again */
         if ((items[1].revents & ZMQ_POLLIN) && read_monitor(c)) {
             if (c->link_error)
-                return link_failure(c);
+                return client_link_failure(c);
             if (!c->connected)
                 return client_fail(c, EF_ENOTCONN, "lost the connection to the coordinator at %s",
                                    c->endpoint);

@@ -28,5 +28,9 @@ int client_call_begin(ef_client_t *c)
 {
     atomic_store(&c->cancel, 0);
     c->last_error[0] = '\0';
+    if (c->loop)
+        return client_fail(c, EF_EINVAL,
+                           "a client opened with ef_client_open_async takes only "
+                           "the _async calls");
     return client_wait_connected(c);
 }

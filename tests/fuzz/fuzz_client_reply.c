@@ -9,6 +9,8 @@
  * to on_token is exactly an accepted chunk's and chunks are accepted only contiguously (seq);
  * a re-sent request carries exactly the tokens accepted so far; on_item comes once per item;
  * every call ends with 0 or an error code, with results that agree, in bounded steps.
+ * FC_MODE_ASYNC (the async calls on the same reply core) is in fuzz_client_async.c; the
+ * model both share is fuzz_client_model.h.
  * Input format: fuzz_client_reply.h. Seeds: seeds_edge.c. Built only with clang -DEF_FUZZ=ON:
  *   ./fuzz_client_reply -runs=1000000 corpus/fuzz_client_reply/ */
 #include "fuzz_client_reply.h"
@@ -16,46 +18,16 @@
 #include "client_internal.h"
 #include "fake_clock.h"
 #include "fuzz_check.h"
+#include "fuzz_client_model.h"
 
+#include <stdint.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_ITEMS  4
-#define MAX_KNOWN  64
-#define MAX_TOKENS 4096
-#define MAX_RECVS  100000 /* a call that has not ended by then hangs */
-#define TIMEOUT_MS 300u   /* request_timeout_ms, virtual: room for busy retries (>= 50 ms) */
-#define CONNECT_MS 100u
+fc_state g;
 
-/* What the harness knows, independently of the library, about one item. */
-typedef struct {
-    uint8_t id[CODEC_REQUEST_ID_LEN]; /* its attempt on the wire */
-    int live;                         /* replies to id are its own (sent, not held, not ended) */
-    int ended;                        /* on_item came (batch), or Done/Error/gap (single) */
-    uint32_t expected;                /* the seq its next accepted chunk carries */
-    int32_t tokens[MAX_TOKENS];       /* accepted so far, across attempts */
-    size_t n_tokens;
-    int done_ok; /* single: ended by a Done that is not CANCELLED */
-} item_model;
-
-static struct {
-    const uint8_t *p, *end;
-    int mode, n_items, stop_at, callbacks;
-    int down;
-    size_t recvs;
-    uint8_t known[MAX_KNOWN][CODEC_REQUEST_ID_LEN];
-    size_t n_known;
-    item_model items[MAX_ITEMS];
-    int item_calls[MAX_ITEMS];
-    /* The chunk being handed to the library, for on_token. */
-    const Edgefleet__TokenChunk *delivering;
-    int delivering_accepted;
-    /* An Error about a live batch item: held (busy) unless on_item ends it. */
-    int pending_hold; /* index + 1 */
-} g;
-
-static int read_u8(uint8_t *out)
+int read_u8(uint8_t *out)
 {
     if (g.p >= g.end)
         return 0;
@@ -63,7 +35,7 @@ static int read_u8(uint8_t *out)
     return 1;
 }
 
-static void remember(const uint8_t *id)
+void remember(const uint8_t *id)
 {
     if (g.n_known == MAX_KNOWN) {
         memmove(g.known[0], g.known[1], (MAX_KNOWN - 1) * CODEC_REQUEST_ID_LEN);
@@ -76,6 +48,12 @@ static int item_index(ProtobufCBinaryData id)
 {
     if (id.len != CODEC_REQUEST_ID_LEN)
         return -1;
+    if (g.mode == FC_MODE_ASYNC) { /* every async call is item 0 of its own: search the ids */
+        for (int i = 0; i < g.n_items; i++)
+            if (g.items[i].live && memcmp(g.items[i].id, id.data, CODEC_REQUEST_ID_LEN) == 0)
+                return i;
+        return -1;
+    }
     uint32_t i = 0;
     for (int b = 0; b < 4; b++)
         i = i << 8 | id.data[CODEC_REQUEST_ID_LEN - 4 + b];
@@ -86,7 +64,7 @@ static int item_index(ProtobufCBinaryData id)
 }
 
 /* The effect of the last delivered frame that shows only once the library handled it. */
-static void settle(void)
+void settle(void)
 {
     if (g.pending_hold) {
         item_model *m = &g.items[g.pending_hold - 1];
@@ -102,7 +80,14 @@ static void sent_request(const Edgefleet__Request *r, int single)
 {
     CHECK(r->request_id.len == CODEC_REQUEST_ID_LEN);
     int i = 0;
-    if (!single) {
+    if (g.mode == FC_MODE_ASYNC && g.starting >= 0) {
+        i = g.starting;                   /* its first attempt */
+    } else if (g.mode == FC_MODE_ASYNC) { /* sent again after the link came back: same id */
+        for (i = 0; i < g.n_items; i++)
+            if (memcmp(g.items[i].id, r->request_id.data, CODEC_REQUEST_ID_LEN) == 0)
+                break;
+        CHECK(i < g.n_items);
+    } else if (!single) {
         uint32_t v = 0;
         for (int b = 0; b < 4; b++)
             v = v << 8 | r->request_id.data[CODEC_REQUEST_ID_LEN - 4 + b];
@@ -151,13 +136,17 @@ int client_send(ef_client_t *c, envelope *env)
     free(buf);
     switch (back->body_case) {
     case EDGEFLEET__ENVELOPE__BODY_REQUEST:
-        CHECK(g.mode == FC_MODE_GENERATE || g.mode == FC_MODE_CHAT);
+        CHECK(g.mode == FC_MODE_GENERATE || g.mode == FC_MODE_CHAT || g.mode == FC_MODE_ASYNC);
         sent_request(back->request, 1);
         break;
     case EDGEFLEET__ENVELOPE__BODY_BATCH:
-        CHECK(g.mode == FC_MODE_BATCH && back->batch->n_items > 0);
+        CHECK((g.mode == FC_MODE_BATCH || (g.mode == FC_MODE_ASYNC && g.batch_n)) &&
+              back->batch->n_items > 0);
         for (size_t i = 0; i < back->batch->n_items; i++)
-            sent_request(back->batch->items[i], 0);
+            if (g.mode == FC_MODE_BATCH)
+                sent_request(back->batch->items[i], 0);
+            else /* an async batch's items: their ids only (the single calls are modelled) */
+                remember(back->batch->items[i]->request_id.data);
         CHECK(back->batch->batch_id.len == CODEC_REQUEST_ID_LEN);
         remember(back->batch->batch_id.data);
         break;
@@ -202,6 +191,7 @@ static void model_reply(const envelope *env)
         int i = item_index(tc->request_id);
         g.delivering = tc;
         g.delivering_accepted = 0;
+        g.delivering_index = i;
         if (i < 0 || g.items[i].ended)
             return;
         item_model *m = &g.items[i];
@@ -244,6 +234,27 @@ static void fix_id(envelope *env, uint8_t fixup)
     memcpy(id->data, g.known[g.n_known - 1 - back], CODEC_REQUEST_ID_LEN);
 }
 
+/* FC_OP_FRAME's operands and frame: the decoded frame with its id fixed up and modelled, or
+ * NULL when it does not decode. */
+envelope *read_frame(void)
+{
+    uint8_t fixup = 0, lo = 0, hi = 0;
+    read_u8(&fixup);
+    read_u8(&lo);
+    read_u8(&hi);
+    size_t len = (size_t)lo | (size_t)hi << 8;
+    if (len > (size_t)(g.end - g.p))
+        len = (size_t)(g.end - g.p);
+    envelope *env = NULL;
+    int rc = codec_decode(g.p, len, CODEC_MAX_FRAME_DEFAULT, &env);
+    g.p += len;
+    if (rc != 0)
+        return NULL;
+    fix_id(env, fixup);
+    model_reply(env);
+    return env;
+}
+
 int client_recv(ef_client_t *c, uint32_t wait_ms, envelope **out)
 {
     settle();
@@ -261,24 +272,10 @@ int client_recv(ef_client_t *c, uint32_t wait_ms, envelope **out)
             return EF_ETIMEDOUT;
         }
         switch (op % FC_N_OPS) {
-        case FC_OP_FRAME: {
-            uint8_t fixup = 0, lo = 0, hi = 0;
-            read_u8(&fixup);
-            read_u8(&lo);
-            read_u8(&hi);
-            size_t len = (size_t)lo | (size_t)hi << 8;
-            if (len > (size_t)(g.end - g.p))
-                len = (size_t)(g.end - g.p);
-            envelope *env = NULL;
-            int rc = codec_decode(g.p, len, CODEC_MAX_FRAME_DEFAULT, &env);
-            g.p += len;
-            if (rc != 0)
+        case FC_OP_FRAME:
+            if ((*out = read_frame()) == NULL)
                 continue; /* what client_recv does with a frame it cannot read */
-            fix_id(env, fixup);
-            model_reply(env);
-            *out = env;
             return 0;
-        }
         case FC_OP_TIMEOUT:
             fake_clock_advance_ms(wait_ms);
             return EF_ETIMEDOUT;
@@ -389,8 +386,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g.p = data + 1;
     g.end = data + size;
     g.mode = data[0] & 3;
-    g.n_items = g.mode == FC_MODE_BATCH ? ((data[0] >> 2) & 3) + 1 : 1;
-    g.stop_at = data[0] >> 4;
+    if (g.mode == FC_MODE_OPERATOR && (data[0] & FC_ASYNC_BIT))
+        g.mode = FC_MODE_ASYNC;
+    g.n_items = g.mode == FC_MODE_BATCH || g.mode == FC_MODE_ASYNC ? ((data[0] >> 2) & 3) + 1 : 1;
+    g.stop_at = g.mode == FC_MODE_ASYNC ? (data[0] >> 4) & 3 : data[0] >> 4;
     ef_client_t *c = calloc(1, sizeof *c);
     CHECK(c != NULL);
     atomic_init(&c->cancel, 0);
@@ -405,6 +404,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case FC_MODE_BATCH:
         run_batch(c);
+        break;
+    case FC_MODE_ASYNC:
+        run_async(c, (data[0] & FC_ASYNC_DESTROY) != 0);
         break;
     default:
         run_operator(c, data[0] >> 2);

@@ -356,6 +356,100 @@ static void c_reply(seq *s, int code, int with_status)
     c_frame(s, 0, &env);
 }
 
+/* FC_MODE_ASYNC: n calls at once; known ids are each call's Request in start order, then the
+ * re-sends (newest call first) after a link comes back. */
+#define ASYNC_HEADER(n, stop_at, destroy)                                  \
+    (FC_HEADER(FC_MODE_OPERATOR, n, 0) | ((stop_at) << 4) | FC_ASYNC_BIT | \
+     ((destroy) ? FC_ASYNC_DESTROY : 0))
+
+static void async_seeds(void)
+{
+    seq s;
+    const int stop = EDGEFLEET__FINISH_REASON__FINISH_STOP;
+    const uint8_t no_batch = 0, batch2 = 2;
+
+    s.len = 0; /* two calls interleaved, both complete */
+    op(&s, ASYNC_HEADER(2, 0, 0), -1);
+    put(&s, &no_batch, 1);
+    c_chunk(&s, 0, 0, "a", 1);
+    c_chunk(&s, 1, 0, "b", 2);
+    c_done(&s, 1, stop);
+    c_chunk(&s, 0, 1, "c", 1);
+    c_done(&s, 0, EDGEFLEET__FINISH_REASON__FINISH_LENGTH);
+    save("fuzz_client_reply", "async_two", &s);
+
+    s.len = 0; /* the link breaks and comes back: both re-sent with their tokens (c1, then c0) */
+    op(&s, ASYNC_HEADER(2, 0, 0), -1);
+    put(&s, &no_batch, 1);
+    c_chunk(&s, 1, 0, "Once", 2);
+    op(&s, FC_OP_DROP, 0);
+    c_chunk(&s, 0, 2, " upon", 1);
+    c_done(&s, 0, stop);
+    c_done(&s, 1, stop);
+    save("fuzz_client_reply", "async_resend", &s);
+
+    s.len = 0; /* the link stays down: the calls wait, then time out */
+    op(&s, ASYNC_HEADER(1, 0, 0), -1);
+    put(&s, &no_batch, 1);
+    op(&s, FC_OP_DROP, 1);
+    op(&s, FC_OP_TIMEOUT, -1);
+    save("fuzz_client_reply", "async_link_lost", &s);
+
+    s.len = 0; /* one call cancelled mid-stream, then the client destroyed with two pending */
+    op(&s, ASYNC_HEADER(3, 0, 1), -1);
+    put(&s, &no_batch, 1);
+    c_chunk(&s, 0, 0, "x", 1);
+    op(&s, FC_OP_CANCEL, 2);
+    c_chunk(&s, 1, 0, "y", 1);
+    save("fuzz_client_reply", "async_cancel_destroy", &s);
+
+    s.len = 0; /* a token callback stops its call; a busy refusal; an Error with no id */
+    op(&s, ASYNC_HEADER(3, 1, 0), -1);
+    put(&s, &no_batch, 1);
+    c_chunk(&s, 0, 0, "stop here", 1);
+    c_error(&s, 1, 1, EF_EBUSY, 100);
+    c_error(&s, 0, 0, EF_EVERSION, 0);
+    save("fuzz_client_reply", "async_stop_errors", &s);
+
+    s.len = 0; /* the handshake is refused after a break */
+    op(&s, ASYNC_HEADER(2, 0, 0), -1);
+    put(&s, &no_batch, 1);
+    op(&s, FC_OP_DROP, 3);
+    save("fuzz_client_reply", "async_refused", &s);
+
+    s.len = 0; /* a batch of two beside a generate: ids g1, then b0, b1, the batch tag */
+    op(&s, ASYNC_HEADER(2, 0, 0), -1);
+    put(&s, &batch2, 1);
+    op(&s, FC_OP_CLOCK, 1); /* the batch goes out on the next tick */
+    c_chunk(&s, 1, 0, "a", 1);
+    c_error(&s, 2, 1, EF_EBUSY, 60);
+    c_done(&s, 1, stop);
+    op(&s, FC_OP_CLOCK, 10);
+    c_chunk(&s, 1, 0, "x", 1);
+    c_done(&s, 1, stop);
+    c_done(&s, 0, stop);
+    save("fuzz_client_reply", "async_batch", &s);
+
+    s.len = 0; /* a batch across a link break, then cancelled */
+    op(&s, ASYNC_HEADER(1, 0, 0), -1);
+    put(&s, &batch2, 1);
+    op(&s, FC_OP_CLOCK, 1);
+    c_chunk(&s, 1, 0, "a", 2);
+    op(&s, FC_OP_DROP, 0);
+    op(&s, FC_OP_CLOCK, 10);
+    c_chunk(&s, 1, 2, "b", 1);
+    op(&s, FC_OP_CANCEL, 0);
+    save("fuzz_client_reply", "async_batch_drop", &s);
+
+    s.len = 0; /* the client destroyed from inside a token callback, a batch pending */
+    const uint8_t batch1_destroy = 1 | 4;
+    op(&s, ASYNC_HEADER(2, 1, 0), -1);
+    put(&s, &batch1_destroy, 1);
+    c_chunk(&s, 0, 0, "bye", 1);
+    op(&s, FC_OP_CLOCK, 1);
+    save("fuzz_client_reply", "async_destroy_in_callback", &s);
+}
+
 static void client_seeds(void)
 {
     seq s;
@@ -447,6 +541,7 @@ static void client_seeds(void)
     op(&s, FC_HEADER(FC_MODE_GENERATE, 1, 0), -1);
     op(&s, FC_OP_CANCEL, -1);
     save("fuzz_client_reply", "cancel", &s);
+    async_seeds();
 }
 
 int main(int argc, char **argv)
