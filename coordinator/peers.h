@@ -20,6 +20,9 @@ typedef struct coord coord;
 #define PEERS_CLOSE_CHECKS   20
 /* How often live connections are checked against the allowlists. */
 #define PEERS_SWEEP_MS 1000u
+/* The allowlists are read again only when a directory changed, or after this long (a key
+ * edited in place leaves its directory's mtime alone). */
+#define PEERS_FULL_SWEEP_MS 30000u
 /* Connections remembered; beyond it the least recently heard from is forgotten (it is known
  * again at its next message). */
 #define PEERS_MAX 16384u

@@ -49,6 +49,12 @@ void zap_snapshot_destroy(zap_snapshot **s_p);
  * list counts as revoked for the old one). */
 int zap_snapshot_has(const zap_snapshot *s, const char *key_z85, const char *user_id);
 
+/* A fingerprint of how every allowlist directory looks now (their mtimes: adding, removing or
+ * renaming a .pub changes its directory's), for a caller that reads the lists only when it
+ * changed. *recent is set when a directory changed within the last two seconds, where an mtime
+ * (a kernel tick) may not yet tell two changes apart: read every time then. */
+uint64_t zap_allow_stamp(const zap_allow *a, int *recent);
+
 /* One frame of a ZAP request as it arrived. */
 typedef struct {
     const uint8_t *data;
