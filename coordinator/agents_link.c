@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* How long after start requests for models no agent declared yet are queued, not refused. */
 #define COORD_STARTUP_GRACE_MS 10000u
@@ -348,8 +349,32 @@ static void on_heartbeat_timer(uv_timer_t *t)
     free(buf);
 }
 
+/* Every board holds one TCP connection here: 10,000 boards need 10,000 descriptors, past the
+ * usual soft limit of 1024. The soft limit goes to the hard limit (no privilege needed); what
+ * the fleet can reach is logged, since beyond it libzmq refuses connections without a word. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = before;
+    }
+    if (rl.rlim_cur != before)
+        log_info("file descriptors: limit raised from %llu to %llu (the hard limit): about as "
+                 "many boards can connect",
+                 (unsigned long long)before, (unsigned long long)rl.rlim_cur);
+    else
+        log_info("file descriptors: limit %llu (the hard limit): about as many boards can connect",
+                 (unsigned long long)rl.rlim_cur);
+}
+
 int agents_link_open(coord *c, ef_errmsg *em)
 {
+    raise_fd_limit();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/agents", c->cfg.allow_dir);
     if (transport_allow_dir(c->transport, "agents", dir) != 0)
