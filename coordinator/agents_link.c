@@ -17,6 +17,20 @@
 #define COORD_STARTUP_GRACE_MS 10000u
 /* Liveness checks per heartbeat interval. */
 #define LINK_SWEEPS_PER_INTERVAL 4
+/* Our heartbeat to the agents goes every this many intervals (Registered.heartbeat_interval_ms
+ * says so, and an agent's window is liveness x that): an idle fleet's messages are its
+ * heartbeats, and ours were half of the coordinator's CPU at 1,000 boards
+ * (bench_fleet_scale). Agents still beat every interval, so a dead board is noticed as fast. */
+#define LINK_HEARTBEAT_BACK_INTERVALS 2
+
+/* How often we heartbeat the agents: LINK_HEARTBEAT_BACK_INTERVALS intervals, while that
+ * leaves at least two of our heartbeats in an agent's window. */
+static uint32_t heartbeat_back_ms(const coord *c)
+{
+    uint32_t k =
+        c->cfg.liveness > LINK_HEARTBEAT_BACK_INTERVALS ? LINK_HEARTBEAT_BACK_INTERVALS : 1;
+    return c->cfg.heartbeat_ms * k;
+}
 
 int agents_link_send(coord *c, agent_id_t agent, envelope *env)
 {
@@ -43,7 +57,7 @@ static void send_registered(coord *c, const uint8_t *peer, size_t len, int accep
     r.accepted = accepted != 0;
     r.reason = (char *)(reason ? reason : "");
     r.coordinator_name = c->name;
-    r.heartbeat_interval_ms = c->cfg.heartbeat_ms;
+    r.heartbeat_interval_ms = heartbeat_back_ms(c);
     r.liveness = c->cfg.liveness;
     r.agent_name = (char *)(name ? name : "");
     envelope env = EDGEFLEET__ENVELOPE__INIT;
@@ -306,8 +320,12 @@ static void drop_dead(coord *c, uint64_t now)
         log_warn("agent %s dead: silent for %llu ms (liveness window %llu ms)", name,
                  (unsigned long long)(now - a->last_seen_ms),
                  (unsigned long long)registry_liveness_window_ms(c->registry, a));
+        uint8_t rid[REGISTRY_ROUTING_ID_MAX];
+        size_t rid_len = a->routing_id_len;
+        memcpy(rid, a->routing_id, rid_len);
         registry_remove(c->registry, id); /* the last agent moved into i: look at i again */
         request_agent_gone(c, id, name, "silent too long");
+        peers_cut(c, PEERS_AGENTS, rid, rid_len); /* a frozen board re-registers on a new link */
     }
 }
 
@@ -327,7 +345,7 @@ static void on_heartbeat_timer(uv_timer_t *t)
     }
     if (now < c->next_heartbeat_ms)
         return;
-    c->next_heartbeat_ms = now + c->cfg.heartbeat_ms;
+    c->next_heartbeat_ms = now + heartbeat_back_ms(c);
     Edgefleet__Heartbeat hb = EDGEFLEET__HEARTBEAT__INIT;
     hb.sent_unix_ms = clock_unix_ms();
     envelope env = EDGEFLEET__ENVELOPE__INIT;
@@ -386,6 +404,9 @@ int agents_link_open(coord *c, ef_errmsg *em)
                       .zap_domain = "agents",
                       .on_recv = on_agent_message,
                       .on_event = peers_on_event,
+                      /* Register/Heartbeat and the liveness window say who is alive; ZMTP
+                       * PINGs cost O(links) per message in libzmq 4.3 (bench_fleet_scale). */
+                      .no_zmtp_heartbeat = 1,
                       .user = c};
     c->agents = tsock_new(c->transport, &p, em);
     if (!c->agents)

@@ -42,7 +42,7 @@ peers *peers_new(void)
     peers *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->nbuckets = 1024;
+    p->nbuckets = PEERS_MAX; /* chains stay short up to the most connections remembered */
     p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
     if (!p->buckets) {
         free(p);
@@ -240,6 +240,18 @@ void peers_on_timer(uv_timer_t *t)
     }
     if (again)
         uv_timer_start(t, peers_on_timer, PEERS_CLOSE_CHECK_MS, 0);
+}
+
+void peers_cut(coord *c, peers_link link, const uint8_t *routing_id, size_t len)
+{
+    if (!c->peers || len == 0 || len > COORD_PEER_MAX)
+        return;
+    peer *e = *find_link(c->peers, link, routing_id, len);
+    if (!e)
+        return;
+    if (e->conn.fd >= 0 && tsock_conn_same(&e->conn))
+        tsock_conn_cut(&e->conn);
+    forget(c->peers, e);
 }
 
 /* A live agent connection lost its key: the agent leaves the fleet now. */

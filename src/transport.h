@@ -45,6 +45,11 @@ typedef struct {
                                   rate-limited log line; the link stays up */
     int sndhwm;                /* 0 = default (see transport.c) */
     int rcvhwm;                /* 0 = default */
+    int no_zmtp_heartbeat;     /* 1 = this socket sends no ZMTP PINGs (peers' PINGs are still
+                                  answered): for a ROUTER of thousands of links whose own
+                                  heartbeats say who is alive. libzmq 4.3 cancels a PING's
+                                  timeout timer by a linear scan of every timer of the I/O
+                                  thread, at the next message: O(links) per message */
     tsock_recv_fn on_recv;     /* may be NULL for PUB */
     tsock_event_fn on_event;   /* connection events; NULL = none (bound sockets still log
                                   refused handshakes) */
