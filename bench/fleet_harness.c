@@ -245,11 +245,12 @@ static int open_agents(harness *h)
             fprintf(stderr, "harness: socket %zu: %s\n", i, zmq_strerror(errno));
             return EF_EZMQ;
         }
+        int zero = 0; /* as the agent's uplink: no ZMTP PINGs, its own heartbeats */
         if (transport_setup_client_socket(a->sock, &p->keys[i], p->server_public, 0) != 0 ||
+            zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+            zmq_setsockopt(a->sock, ZMQ_HEARTBEAT_IVL, &zero, sizeof zero) != 0 ||
             zmq_connect(a->sock, p->endpoint) != 0 || encode_register(h, a) != 0)
             return EF_EZMQ;
-        int zero = 0;
-        zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero);
         send_buf(a, a->reg, a->reg_len); /* queued until the handshake completes */
         a->next_hb_ms = now + (uint64_t)p->heartbeat_ms * i / p->n;
         h->items[i] = (zmq_pollitem_t){.socket = a->sock, .events = ZMQ_POLLIN};
