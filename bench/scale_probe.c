@@ -1,7 +1,6 @@
 /* Implementation of scale_probe.h. */
 #include "scale_probe.h"
 
-#include "bench_util.h"
 #include "clock.h"
 #include "codec.h"
 #include "coord_client.h"
