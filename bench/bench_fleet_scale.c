@@ -304,6 +304,9 @@ static int run_size(const scale_opts *o, uint32_t n, scale_result *r)
         free(fl.agent_keys);
         return EF_EIO;
     }
+    /* A directory changed within two seconds makes ZAP read it at every handshake (file times
+     * are coarse); a fleet's keys are older than its coordinator's start. */
+    sleep(2);
     snprintf(fl.agents_ep, sizeof fl.agents_ep, "tcp://127.0.0.1:%d", free_port());
     snprintf(fl.clients_ep, sizeof fl.clients_ep, "tcp://127.0.0.1:%d", free_port());
     snprintf(fl.telemetry_ep, sizeof fl.telemetry_ep, "tcp://127.0.0.1:%d", free_port());

@@ -305,9 +305,28 @@ static void on_agent_message(tsock *s, zmq_msg_t *frames, size_t n, void *user)
     codec_free(&env);
 }
 
+/* While agent messages wait unread (a reconnect storm of thousands of handshakes and
+ * registrations), an agent whose heartbeat sits in the backlog only looks silent: dropping it
+ * would make it register again and feed the storm (bench_fleet_scale saw 2,000 such drops at
+ * 10,000 boards). The sweep waits for the backlog, but at most one liveness window. */
+static int sweep_held(coord *c, uint64_t now)
+{
+    if (!tsock_backlogged(c->agents)) {
+        c->sweep_held_ms = 0;
+        return 0;
+    }
+    if (!c->sweep_held_ms) {
+        c->sweep_held_ms = now;
+        log_info("liveness sweep waits: agent messages are queued unread");
+    }
+    return now - c->sweep_held_ms < (uint64_t)c->cfg.heartbeat_ms * c->cfg.liveness;
+}
+
 /* Drop agents silent for their liveness window and fail what they were running. */
 static void drop_dead(coord *c, uint64_t now)
 {
+    if (sweep_held(c, now))
+        return;
     for (size_t i = 0; i < registry_count(c->registry);) {
         const registry_agent *a = registry_at(c->registry, i);
         if (registry_agent_live(c->registry, a, now)) {

@@ -255,6 +255,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 static void on_prepare(uv_prepare_t *h) { drain(h->data); }
 
+int tsock_backlogged(const tsock *s) { return s && uv_is_active((const uv_handle_t *)&s->idle); }
+
 /* zmq_send processes the socket's pending commands, which can consume the ZMQ_FD edge while a
  * message waits to be read. The prepare re-check alone misses that when the send happens in a
  * later socket's prepare callback (A's prepare already ran, B's handler sends on A, the loop

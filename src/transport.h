@@ -92,6 +92,10 @@ int tsock_send(tsock *s, const void *peer_id, size_t peer_len, const void *buf, 
 
 /* Encode env with the codec and tsock_send it. Same returns, plus codec errors. */
 int tsock_send_env(tsock *s, const void *peer_id, size_t peer_len, envelope *env);
+/* 1 while messages may be waiting on s that the loop has not delivered yet (the last drain
+ * stopped at its batch limit, or a send found the socket readable): a caller judging peers by
+ * their silence should wait, since their messages may be sitting unread. */
+int tsock_backlogged(const tsock *s);
 
 /* SUB: subscribe to a topic prefix ("" = all). */
 int tsock_subscribe(tsock *s, const char *prefix);

@@ -19,8 +19,10 @@
 
 /* Longest User-Id we hand out ("operators/" + a 64-char key name, with room to spare). */
 #define ZAP_USER_ID_MAX 160
-/* Longest a key file edited in place (its directory unchanged) may go unnoticed. */
-#define ZAP_CACHE_MS 1000u
+/* Longest a key file edited in place (its directory unchanged) may go unnoticed. Each renewal
+ * reads every key file: with 10,000 boards that is ~10,000 file reads, which every second cost
+ * a reconnect storm a tenth of the loop (bench_fleet_scale); a removal is seen at once anyway. */
+#define ZAP_CACHE_MS 10000u
 /* The metadata property that carries the peer's Z85 public key on every message. */
 #define ZAP_PROPERTY_KEY "Key"
 
