@@ -44,6 +44,7 @@ typedef struct {
     int n_sizes;
     double window_s, route_s, register_timeout_s;
     int storm;
+    int zmtp_ping; /* harness agents send ZMTP PINGs, as agents did before (a baseline) */
 } scale_opts;
 
 typedef struct {
@@ -150,7 +151,7 @@ static pid_t spawn_coordinator(const scale_opts *o, scale_fleet *fl)
     return bench_spawn(argv, log);
 }
 
-static int spawn_workers(scale_fleet *fl, uint32_t n)
+static int spawn_workers(const scale_opts *o, scale_fleet *fl, uint32_t n)
 {
     int k = (int)((n + SCALE_PER_WORKER - 1) / SCALE_PER_WORKER);
     for (int w = 0; w < k && w < SCALE_MAX_WORKERS; w++) {
@@ -168,6 +169,7 @@ static int spawn_workers(scale_fleet *fl, uint32_t n)
                                  .n = last - first,
                                  .model = SCALE_MODEL,
                                  .n_slots = 4,
+                                 .zmtp_ping = o->zmtp_ping,
                                  .report_fd = rep[1],
                                  .control_fd = ctl[0]};
             _exit(harness_run(&hp) == 0 ? 0 : 1);
@@ -313,7 +315,7 @@ static int run_size(const scale_opts *o, uint32_t n, scale_result *r)
     uint64_t t0 = clock_mono_ns();
     fl.coordinator = spawn_coordinator(o, &fl);
     usleep(200 * 1000); /* the coordinator binds; the harness would only retry meanwhile */
-    if (fl.coordinator <= 0 || spawn_workers(&fl, n) != 0) {
+    if (fl.coordinator <= 0 || spawn_workers(o, &fl, n) != 0) {
         fleet_stop(&fl);
         return EF_EIO;
     }
@@ -389,6 +391,10 @@ static int parse_args(int argc, char **argv, scale_opts *o)
             o->storm = 0;
             continue;
         }
+        if (!strcmp(a, "--zmtp-ping")) {
+            o->zmtp_ping = 1;
+            continue;
+        }
         if (!v)
             return -1;
         i++;
@@ -425,9 +431,11 @@ int main(int argc, char **argv)
 {
     scale_opts o;
     if (parse_args(argc, argv, &o) != 0) {
-        fprintf(stderr, "usage: bench_fleet_scale [--coordinator BIN] [--sizes 1,100,1000,10000] "
-                        "[--window-s 10] [--route-s 3] [--register-timeout-s 120] [--no-storm] "
-                        "[--work-dir DIR]\n");
+        fprintf(
+            stderr,
+            "usage: bench_fleet_scale [--coordinator BIN] [--sizes 1,100,1000,10000] "
+            "[--window-s 10] [--route-s 3] [--register-timeout-s 120] [--no-storm] [--zmtp-ping] "
+            "[--work-dir DIR]\n");
         return 2;
     }
     if (sodium_init() < 0)

@@ -261,10 +261,10 @@ static int open_agents(harness *h)
             fprintf(stderr, "harness: socket %zu: %s\n", i, zmq_strerror(errno));
             return EF_EZMQ;
         }
-        int zero = 0; /* as the agent's uplink: no ZMTP PINGs, its own heartbeats */
+        int zero = 0, ping = p->zmtp_ping ? 2000 : 0; /* as the agent's uplink */
         if (transport_setup_client_socket(a->sock, &p->keys[i], p->server_public, 0) != 0 ||
             zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
-            zmq_setsockopt(a->sock, ZMQ_HEARTBEAT_IVL, &zero, sizeof zero) != 0 ||
+            zmq_setsockopt(a->sock, ZMQ_HEARTBEAT_IVL, &ping, sizeof ping) != 0 ||
             zmq_connect(a->sock, p->endpoint) != 0 || encode_register(h, a) != 0)
             return EF_EZMQ;
         send_buf(a, a->reg, a->reg_len); /* queued until the handshake completes */

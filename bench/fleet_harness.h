@@ -27,6 +27,7 @@ typedef struct {
     const char *model;     /* the one model every harness agent serves */
     uint32_t n_slots;      /* slots declared per agent */
     uint32_t heartbeat_ms; /* 0 = 1000 (the protocol's default) */
+    int zmtp_ping;         /* 1 = ZMTP PINGs every 2 s as agents before the scale work sent */
     int report_fd;         /* harness_report records are written here as counts change */
     int control_fd;        /* HARNESS_CMD_* bytes are read from here */
 } harness_params;
