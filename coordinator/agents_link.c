@@ -339,12 +339,8 @@ static void drop_dead(coord *c, uint64_t now)
         log_warn("agent %s dead: silent for %llu ms (liveness window %llu ms)", name,
                  (unsigned long long)(now - a->last_seen_ms),
                  (unsigned long long)registry_liveness_window_ms(c->registry, a));
-        uint8_t rid[REGISTRY_ROUTING_ID_MAX];
-        size_t rid_len = a->routing_id_len;
-        memcpy(rid, a->routing_id, rid_len);
         registry_remove(c->registry, id); /* the last agent moved into i: look at i again */
         request_agent_gone(c, id, name, "silent too long");
-        peers_cut(c, PEERS_AGENTS, rid, rid_len); /* a frozen board re-registers on a new link */
     }
 }
 
@@ -361,6 +357,10 @@ static void on_heartbeat_timer(uv_timer_t *t)
     if (now >= c->next_sweep_ms) {
         c->next_sweep_ms = now + PEERS_SWEEP_MS;
         peers_sweep(c);
+        /* No ZMTP PINGs on this link: a connection silent for two liveness windows with no
+         * agent registered on it is cut here. Not at the drop itself: in a storm a board whose
+         * heartbeat was only late would redial and handshake again, feeding the storm. */
+        peers_cut_silent(c, now, 2ull * c->cfg.liveness * c->cfg.heartbeat_ms);
     }
     if (now < c->next_heartbeat_ms)
         return;

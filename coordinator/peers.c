@@ -22,6 +22,7 @@ typedef struct peer {
     char key[KEYS_Z85_LEN + 1];
     tsock_conn conn; /* fd -1 when libzmq did not say (inproc) */
     int revoked;
+    uint64_t last_ms;   /* when its last message came (clock_mono_ms) */
     int closing;        /* a close was reported for its fd: checked again until the fd shows it */
     struct peer *hnext; /* bucket chain */
     struct peer *newer, *older; /* use order */
@@ -204,6 +205,7 @@ static peer *add(peers *p, peers_link link, const uint8_t *id, size_t len, zmq_m
     if (tsock_conn_capture(who.fd, &e->conn) != 0)
         e->conn.fd = -1;
     fd_link(p, e);
+    e->last_ms = clock_mono_ms();
     log_debug("peer %s (fd %d) first heard on the %s link", e->user_id, e->conn.fd,
               link == PEERS_AGENTS ? "agents" : "clients");
     peer **at = find_link(p, link, id, len);
@@ -242,6 +244,7 @@ int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload
     if (!e) {
         e = add(p, link, id, len, payload);
     } else {
+        e->last_ms = clock_mono_ms();
         tsock_peer who;
         tsock_peer_of(payload, &who);
         /* An fd compares only when both are known: a connection we could not record must
@@ -314,16 +317,21 @@ void peers_on_timer(uv_timer_t *t)
         uv_timer_start(t, peers_on_timer, PEERS_CLOSE_CHECK_MS, 0);
 }
 
-void peers_cut(coord *c, peers_link link, const uint8_t *routing_id, size_t len)
+void peers_cut_silent(coord *c, uint64_t now_ms, uint64_t silent_ms)
 {
-    if (!c->peers || len == 0 || len > COORD_PEER_MAX)
-        return;
-    peer *e = *find_link(c->peers, link, routing_id, len);
-    if (!e)
-        return;
-    if (e->conn.fd >= 0 && tsock_conn_same(&e->conn))
-        tsock_conn_cut(&e->conn);
-    forget(c->peers, e);
+    for (peer *e = c->peers ? c->peers->oldest : NULL, *newer; e; e = newer) {
+        newer = e->newer;
+        if (now_ms <= e->last_ms || now_ms - e->last_ms <= silent_ms)
+            return; /* the rest were heard from more recently */
+        if (e->link != PEERS_AGENTS ||
+            registry_get_routing_id(c->registry, e->routing_id, e->routing_id_len))
+            continue; /* clients have ZMTP PINGs; a registered agent is the sweep's */
+        log_info("agent link %s (fd %d) silent for %llu ms with no agent on it: cut", e->user_id,
+                 e->conn.fd, (unsigned long long)(now_ms - e->last_ms));
+        if (e->conn.fd >= 0)
+            tsock_conn_cut(&e->conn);
+        forget(c->peers, e);
+    }
 }
 
 /* A live agent connection lost its key: the agent leaves the fleet now. */

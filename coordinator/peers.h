@@ -43,10 +43,10 @@ int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload
 void peers_on_event(tsock *s, uint16_t event, uint32_t value, void *user);
 /* The coord's peers_timer callback (PEERS_CLOSE_CHECK_MS after a close was reported). */
 void peers_on_timer(uv_timer_t *t);
-/* Cut the connection on link with this routing id under libzmq (an agent declared dead by its
- * silence: the agents ROUTER sends no ZMTP PINGs, so a half-open link would otherwise stay
- * until TCP gives up). Its routing id is forgotten. No-op when unknown. */
-void peers_cut(coord *c, peers_link link, const uint8_t *routing_id, size_t len);
+/* Cut, under libzmq, every agent connection silent for longer than silent_ms on which no agent
+ * is registered (the agents ROUTER sends no ZMTP PINGs, so a half-open link would otherwise stay
+ * until TCP gives up). Walks from the least recently heard: O(cut), not O(connections). */
+void peers_cut_silent(coord *c, uint64_t now_ms, uint64_t silent_ms);
 /* Check every live connection's key against the allowlists now; cut the revoked ones. */
 void peers_sweep(coord *c);
 /* Connections known, for tests and status. */
