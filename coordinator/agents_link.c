@@ -11,11 +11,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* How long after start requests for models no agent declared yet are queued, not refused. */
 #define COORD_STARTUP_GRACE_MS 10000u
 /* Liveness checks per heartbeat interval. */
 #define LINK_SWEEPS_PER_INTERVAL 4
+/* Our heartbeat to the agents goes every this many intervals (Registered.heartbeat_interval_ms
+ * says so, and an agent's window is liveness x that): an idle fleet's messages are its
+ * heartbeats, and ours were half of the coordinator's CPU at 1,000 boards
+ * (bench_fleet_scale). Agents still beat every interval, so a dead board is noticed as fast. */
+#define LINK_HEARTBEAT_BACK_INTERVALS 2
+
+/* How often we heartbeat the agents: LINK_HEARTBEAT_BACK_INTERVALS intervals, while that
+ * leaves at least two of our heartbeats in an agent's window. */
+static uint32_t heartbeat_back_ms(const coord *c)
+{
+    uint32_t k =
+        c->cfg.liveness > LINK_HEARTBEAT_BACK_INTERVALS ? LINK_HEARTBEAT_BACK_INTERVALS : 1;
+    return c->cfg.heartbeat_ms * k;
+}
 
 int agents_link_send(coord *c, agent_id_t agent, envelope *env)
 {
@@ -42,7 +57,7 @@ static void send_registered(coord *c, const uint8_t *peer, size_t len, int accep
     r.accepted = accepted != 0;
     r.reason = (char *)(reason ? reason : "");
     r.coordinator_name = c->name;
-    r.heartbeat_interval_ms = c->cfg.heartbeat_ms;
+    r.heartbeat_interval_ms = heartbeat_back_ms(c);
     r.liveness = c->cfg.liveness;
     r.agent_name = (char *)(name ? name : "");
     envelope env = EDGEFLEET__ENVELOPE__INIT;
@@ -290,9 +305,28 @@ static void on_agent_message(tsock *s, zmq_msg_t *frames, size_t n, void *user)
     codec_free(&env);
 }
 
+/* While agent messages wait unread (a reconnect storm of thousands of handshakes and
+ * registrations), an agent whose heartbeat sits in the backlog only looks silent: dropping it
+ * would make it register again and feed the storm (bench_fleet_scale saw 2,000 such drops at
+ * 10,000 boards). The sweep waits for the backlog, but at most one liveness window. */
+static int sweep_held(coord *c, uint64_t now)
+{
+    if (!tsock_backlogged(c->agents)) {
+        c->sweep_held_ms = 0;
+        return 0;
+    }
+    if (!c->sweep_held_ms) {
+        c->sweep_held_ms = now;
+        log_info("liveness sweep waits: agent messages are queued unread");
+    }
+    return now - c->sweep_held_ms < (uint64_t)c->cfg.heartbeat_ms * c->cfg.liveness;
+}
+
 /* Drop agents silent for their liveness window and fail what they were running. */
 static void drop_dead(coord *c, uint64_t now)
 {
+    if (sweep_held(c, now))
+        return;
     for (size_t i = 0; i < registry_count(c->registry);) {
         const registry_agent *a = registry_at(c->registry, i);
         if (registry_agent_live(c->registry, a, now)) {
@@ -323,10 +357,14 @@ static void on_heartbeat_timer(uv_timer_t *t)
     if (now >= c->next_sweep_ms) {
         c->next_sweep_ms = now + PEERS_SWEEP_MS;
         peers_sweep(c);
+        /* No ZMTP PINGs on this link: a connection silent for two liveness windows with no
+         * agent registered on it is cut here. Not at the drop itself: in a storm a board whose
+         * heartbeat was only late would redial and handshake again, feeding the storm. */
+        peers_cut_silent(c, now, 2ull * c->cfg.liveness * c->cfg.heartbeat_ms);
     }
     if (now < c->next_heartbeat_ms)
         return;
-    c->next_heartbeat_ms = now + c->cfg.heartbeat_ms;
+    c->next_heartbeat_ms = now + heartbeat_back_ms(c);
     Edgefleet__Heartbeat hb = EDGEFLEET__HEARTBEAT__INIT;
     hb.sent_unix_ms = clock_unix_ms();
     envelope env = EDGEFLEET__ENVELOPE__INIT;
@@ -348,8 +386,32 @@ static void on_heartbeat_timer(uv_timer_t *t)
     free(buf);
 }
 
+/* Every board holds one TCP connection here: 10,000 boards need 10,000 descriptors, past the
+ * usual soft limit of 1024. The soft limit goes to the hard limit (no privilege needed); what
+ * the fleet can reach is logged, since beyond it libzmq refuses connections without a word. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = before;
+    }
+    if (rl.rlim_cur != before)
+        log_info("file descriptors: limit raised from %llu to %llu (the hard limit): about as "
+                 "many boards can connect",
+                 (unsigned long long)before, (unsigned long long)rl.rlim_cur);
+    else
+        log_info("file descriptors: limit %llu (the hard limit): about as many boards can connect",
+                 (unsigned long long)rl.rlim_cur);
+}
+
 int agents_link_open(coord *c, ef_errmsg *em)
 {
+    raise_fd_limit();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/agents", c->cfg.allow_dir);
     if (transport_allow_dir(c->transport, "agents", dir) != 0)
@@ -361,6 +423,9 @@ int agents_link_open(coord *c, ef_errmsg *em)
                       .zap_domain = "agents",
                       .on_recv = on_agent_message,
                       .on_event = peers_on_event,
+                      /* Register/Heartbeat and the liveness window say who is alive; ZMTP
+                       * PINGs cost O(links) per message in libzmq 4.3 (bench_fleet_scale). */
+                      .no_zmtp_heartbeat = 1,
                       .user = c};
     c->agents = tsock_new(c->transport, &p, em);
     if (!c->agents)

@@ -68,6 +68,8 @@ typedef struct coord {
     flight *flights;            /* request.c: every flight, for what concerns a whole client */
     peers *peers;               /* live connections and their keys (revocation) */
     uint64_t next_sweep_ms;     /* agents_link: next revocation sweep */
+    uint64_t sweep_held_ms;     /* agents_link: since when the liveness sweep waits for a
+                                   backlog of agent messages to be read (0 = it does not) */
     uint64_t startup_until_ms;  /* until then a model no agent declared yet is queued, not
                                    refused: after a restart the boards are still dialling in */
     ratelimit *log_limit;       /* log lines a peer can trigger, per key */

@@ -22,9 +22,12 @@ typedef struct peer {
     char key[KEYS_Z85_LEN + 1];
     tsock_conn conn; /* fd -1 when libzmq did not say (inproc) */
     int revoked;
+    uint64_t last_ms;   /* when its last message came (clock_mono_ms) */
     int closing;        /* a close was reported for its fd: checked again until the fd shows it */
     struct peer *hnext; /* bucket chain */
     struct peer *newer, *older; /* use order */
+    struct peer *fd_next;       /* by_fd chain: peers recorded on the same fd number */
+    struct peer *cnext, *cprev; /* closing list, while closing */
 } peer;
 
 struct peers {
@@ -33,6 +36,14 @@ struct peers {
     size_t n;
     peer *newest, *oldest;
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
+    /* By fd number, so a reported close finds its peer without a scan of every connection
+     * (thousands of them in a reconnect storm: it was a tenth of the loop at 10,000), and the
+     * peers whose close is being checked, for the same reason. */
+    peer **by_fd;
+    size_t n_by_fd;
+    peer *closing;
+    uint64_t swept_stamp; /* zap_allow_stamp at the last read of the allowlists */
+    uint64_t swept_ms;    /* and when it was */
 };
 
 peers *peers_new(void)
@@ -40,7 +51,7 @@ peers *peers_new(void)
     peers *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->nbuckets = 1024;
+    p->nbuckets = PEERS_MAX; /* chains stay short up to the most connections remembered */
     p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
     if (!p->buckets) {
         free(p);
@@ -60,6 +71,7 @@ void peers_destroy(peers **p_p)
         free(e);
     }
     free(p->buckets);
+    free(p->by_fd);
     free(p);
     *p_p = NULL;
 }
@@ -109,8 +121,65 @@ static void push_newest(peers *p, peer *e)
         p->oldest = e;
 }
 
+static void fd_link(peers *p, peer *e)
+{
+    int fd = e->conn.fd;
+    if (fd < 0)
+        return;
+    if ((size_t)fd >= p->n_by_fd) {
+        size_t n = p->n_by_fd ? p->n_by_fd : 1024;
+        while (n <= (size_t)fd)
+            n *= 2;
+        peer **grown = realloc(p->by_fd, n * sizeof *grown);
+        if (!grown)
+            return; /* its close is then noticed by the liveness window only */
+        memset(grown + p->n_by_fd, 0, (n - p->n_by_fd) * sizeof *grown);
+        p->by_fd = grown;
+        p->n_by_fd = n;
+    }
+    e->fd_next = p->by_fd[fd];
+    p->by_fd[fd] = e;
+}
+
+static void fd_unlink(peers *p, peer *e)
+{
+    int fd = e->conn.fd;
+    if (fd < 0 || (size_t)fd >= p->n_by_fd)
+        return;
+    for (peer **at = &p->by_fd[fd]; *at; at = &(*at)->fd_next)
+        if (*at == e) {
+            *at = e->fd_next;
+            break;
+        }
+    e->fd_next = NULL;
+}
+
+static void closing_add(peers *p, peer *e)
+{
+    if (e->cnext || e->cprev || p->closing == e)
+        return;
+    e->cnext = p->closing;
+    if (p->closing)
+        p->closing->cprev = e;
+    p->closing = e;
+}
+
+static void closing_del(peers *p, peer *e)
+{
+    if (e->cprev)
+        e->cprev->cnext = e->cnext;
+    else if (p->closing == e)
+        p->closing = e->cnext;
+    if (e->cnext)
+        e->cnext->cprev = e->cprev;
+    e->cnext = e->cprev = NULL;
+    e->closing = 0;
+}
+
 static void forget(peers *p, peer *e)
 {
+    fd_unlink(p, e);
+    closing_del(p, e);
     peer **at = find_link(p, e->link, e->routing_id, e->routing_id_len);
     if (*at == e)
         *at = e->hnext;
@@ -135,6 +204,8 @@ static peer *add(peers *p, peers_link link, const uint8_t *id, size_t len, zmq_m
     snprintf(e->key, sizeof e->key, "%s", who.key);
     if (tsock_conn_capture(who.fd, &e->conn) != 0)
         e->conn.fd = -1;
+    fd_link(p, e);
+    e->last_ms = clock_mono_ms();
     log_debug("peer %s (fd %d) first heard on the %s link", e->user_id, e->conn.fd,
               link == PEERS_AGENTS ? "agents" : "clients");
     peer **at = find_link(p, link, id, len);
@@ -154,10 +225,12 @@ static void reused(coord *c, peer *e, const tsock_peer *who)
         agents_link_drop_other_key(c, e->routing_id, e->routing_id_len, who->user_id);
     snprintf(e->user_id, sizeof e->user_id, "%s", who->user_id);
     snprintf(e->key, sizeof e->key, "%s", who->key);
+    fd_unlink(c->peers, e);
+    closing_del(c->peers, e);
     if (tsock_conn_capture(who->fd, &e->conn) != 0)
         e->conn.fd = -1;
+    fd_link(c->peers, e);
     e->revoked = 0; /* ZAP admitted the new connection */
-    e->closing = 0;
 }
 
 int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload)
@@ -171,6 +244,7 @@ int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload
     if (!e) {
         e = add(p, link, id, len, payload);
     } else {
+        e->last_ms = clock_mono_ms();
         tsock_peer who;
         tsock_peer_of(payload, &who);
         /* An fd compares only when both are known: a connection we could not record must
@@ -223,9 +297,11 @@ void peers_on_event(tsock *s, uint16_t event, uint32_t value, void *user)
     if (event != ZMQ_EVENT_DISCONNECTED || !c->peers)
         return;
     int any = 0;
-    for (peer *e = c->peers->newest; e; e = e->older)
-        if (e->conn.fd == (int)value)
-            any = e->closing = PEERS_CLOSE_CHECKS;
+    peers *p = c->peers;
+    for (peer *e = value < p->n_by_fd ? p->by_fd[value] : NULL; e; e = e->fd_next) {
+        any = e->closing = PEERS_CLOSE_CHECKS;
+        closing_add(p, e);
+    }
     /* libzmq reports the close just before it closes the fd, and a newer connection may reuse
      * the number: a connection counts as closed once its fd no longer carries the recorded
      * addresses, checked in a moment. */
@@ -237,12 +313,13 @@ void peers_on_timer(uv_timer_t *t)
 {
     coord *c = t->data;
     int again = 0;
-    for (peer *e = c->peers ? c->peers->newest : NULL, *next; e; e = next) {
-        next = e->older;
-        if (!e->closing)
-            continue;
+    for (peer *e = c->peers ? c->peers->closing : NULL, *next; e; e = next) {
+        next = e->cnext;
         if (tsock_conn_same(&e->conn)) {
-            again |= --e->closing > 0; /* not closed yet, or the report was about another */
+            if (--e->closing > 0) /* not closed yet, or the report was about another */
+                again = 1;
+            else
+                closing_del(c->peers, e);
             continue;
         }
         if (e->link == PEERS_AGENTS)
@@ -251,6 +328,23 @@ void peers_on_timer(uv_timer_t *t)
     }
     if (again)
         uv_timer_start(t, peers_on_timer, PEERS_CLOSE_CHECK_MS, 0);
+}
+
+void peers_cut_silent(coord *c, uint64_t now_ms, uint64_t silent_ms)
+{
+    for (peer *e = c->peers ? c->peers->oldest : NULL, *newer; e; e = newer) {
+        newer = e->newer;
+        if (now_ms <= e->last_ms || now_ms - e->last_ms <= silent_ms)
+            return; /* the rest were heard from more recently */
+        if (e->link != PEERS_AGENTS ||
+            registry_get_routing_id(c->registry, e->routing_id, e->routing_id_len))
+            continue; /* clients have ZMTP PINGs; a registered agent is the sweep's */
+        log_info("agent link %s (fd %d) silent for %llu ms with no agent on it: cut", e->user_id,
+                 e->conn.fd, (unsigned long long)(now_ms - e->last_ms));
+        if (e->conn.fd >= 0)
+            tsock_conn_cut(&e->conn);
+        forget(c->peers, e);
+    }
 }
 
 /* A live agent connection lost its key: the agent leaves the fleet now. */
@@ -284,6 +378,17 @@ void peers_sweep(coord *c)
 {
     if (!c->peers || c->peers->n == 0)
         return;
+    /* Reading every .pub each second cost 10,000 file reads a second with 10,000 boards
+     * (bench_fleet_scale): the lists are read when a directory changed (a .pub removed or
+     * renamed), and at least every PEERS_FULL_SWEEP_MS for a key edited in place. */
+    peers *p = c->peers;
+    int recent = 0;
+    uint64_t stamp = zap_allow_stamp(transport_allowlists(c->transport), &recent);
+    uint64_t now = clock_mono_ms();
+    if (!recent && stamp == p->swept_stamp && now - p->swept_ms < PEERS_FULL_SWEEP_MS)
+        return;
+    p->swept_stamp = stamp;
+    p->swept_ms = now;
     zap_snapshot *snap[2] = {zap_snapshot_new(transport_allowlists(c->transport), "agents"),
                              zap_snapshot_new(transport_allowlists(c->transport), "clients")};
     if (snap[0] && snap[1]) {

@@ -20,6 +20,9 @@ typedef struct coord coord;
 #define PEERS_CLOSE_CHECKS   20
 /* How often live connections are checked against the allowlists. */
 #define PEERS_SWEEP_MS 1000u
+/* The allowlists are read again only when a directory changed, or after this long (a key
+ * edited in place leaves its directory's mtime alone). */
+#define PEERS_FULL_SWEEP_MS 30000u
 /* Connections remembered; beyond it the least recently heard from is forgotten (it is known
  * again at its next message). */
 #define PEERS_MAX 16384u
@@ -40,6 +43,10 @@ int peers_seen(coord *c, peers_link link, zmq_msg_t *routing, zmq_msg_t *payload
 void peers_on_event(tsock *s, uint16_t event, uint32_t value, void *user);
 /* The coord's peers_timer callback (PEERS_CLOSE_CHECK_MS after a close was reported). */
 void peers_on_timer(uv_timer_t *t);
+/* Cut, under libzmq, every agent connection silent for longer than silent_ms on which no agent
+ * is registered (the agents ROUTER sends no ZMTP PINGs, so a half-open link would otherwise stay
+ * until TCP gives up). Walks from the least recently heard: O(cut), not O(connections). */
+void peers_cut_silent(coord *c, uint64_t now_ms, uint64_t silent_ms);
 /* Check every live connection's key against the allowlists now; cut the revoked ones. */
 void peers_sweep(coord *c);
 /* 1 when the connection on routing id `id` of `link` is one we know, not revoked, not closed,

@@ -1,8 +1,12 @@
 /* The coordinator's agent table (see registry.h): a dense, growable array of agents, bounded by
- * max_agents, looked up by linear scan (a fleet is hundreds of boards, and the scheduler walks
- * every agent per pick anyway). Run by the coordinator's loop thread only. */
+ * max_agents, with hash indexes by id, routing id, key and name (registry_index.h) so a message
+ * from one of 10,000 boards costs the same as from one of ten. Run by the coordinator's loop
+ * thread only. */
 #include "registry.h"
 
+#include "registry_index.h"
+
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,11 +15,19 @@
 #define INTERVAL_MIN_MS 50u
 #define INTERVAL_MAX_MS 60000u
 
+/* The hashes of one agent's keys, kept beside it so moving or removing it needs no rehash. */
+typedef struct {
+    uint32_t id, routing_id, key_id, name;
+} agent_hashes;
+
 struct registry {
     registry_params params;
     registry_agent *agents; /* [0, n) in use; grows by doubling up to max_agents */
+    agent_hashes *hashes;   /* [0, n), beside agents */
     size_t n;
     size_t cap;
+    registry_index by_id, by_routing_id, by_key, by_name;
+    uint8_t hash_key[REGISTRY_INDEX_KEY_LEN]; /* SipHash key for peer-chosen strings */
     agent_id_t next_id;
     double median_tps; /* cached registry_median_gen_tps */
     bool median_dirty;
@@ -23,7 +35,7 @@ struct registry {
 
 registry_params registry_default_params(void)
 {
-    registry_params p = {.max_agents = 1024, .heartbeat_interval_ms = 1000, .liveness = 3};
+    registry_params p = {.max_agents = 16384, .heartbeat_interval_ms = 1000, .liveness = 3};
     return p;
 }
 
@@ -42,6 +54,11 @@ registry_t *registry_new(const registry_params *p)
         self->params.liveness = d.liveness;
     self->next_id = 1;
     self->median_dirty = true;
+    if (sodium_init() < 0) {
+        free(self);
+        return NULL;
+    }
+    randombytes_buf(self->hash_key, sizeof self->hash_key);
     return self;
 }
 
@@ -49,17 +66,58 @@ void registry_destroy(registry_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free((*self_p)->agents);
-    free(*self_p);
+    registry_t *self = *self_p;
+    free(self->agents);
+    free(self->hashes);
+    registry_index_free(&self->by_id);
+    registry_index_free(&self->by_routing_id);
+    registry_index_free(&self->by_key);
+    registry_index_free(&self->by_name);
+    free(self);
     *self_p = NULL;
+}
+
+static uint32_t hash_str(const registry_t *self, const char *text)
+{
+    return registry_index_hash_bytes(self->hash_key, text, strlen(text));
+}
+
+static uint32_t hash_routing_id(const registry_t *self, const uint8_t *id, size_t len)
+{
+    return registry_index_hash_bytes(self->hash_key, id, len);
+}
+
+/* Position of the agent with id, or -1. */
+static long pos_of_id(const registry_t *self, agent_id_t id)
+{
+    const registry_index *x = &self->by_id;
+    uint32_t h = registry_index_hash_id(id);
+    for (size_t b = registry_index_first(x, h); x->mask && x->slots[b].pos1; b = (b + 1) & x->mask)
+        if (x->slots[b].hash == h && self->agents[x->slots[b].pos1 - 1].id == id)
+            return (long)x->slots[b].pos1 - 1;
+    return -1;
+}
+
+/* Position of the agent whose key_id (by_key) or name (by_name) is text, or -1. */
+static long pos_of_str(const registry_t *self, const registry_index *x, const char *text)
+{
+    if (!text)
+        return -1;
+    uint32_t h = hash_str(self, text);
+    int by_key = x == &self->by_key;
+    for (size_t b = registry_index_first(x, h); x->mask && x->slots[b].pos1;
+         b = (b + 1) & x->mask) {
+        const registry_agent *a = &self->agents[x->slots[b].pos1 - 1];
+        if (x->slots[b].hash == h && strcmp(by_key ? a->key_id : a->name, text) == 0)
+            return (long)x->slots[b].pos1 - 1;
+    }
+    return -1;
 }
 
 static registry_agent *find_mut(const registry_t *self, agent_id_t id)
 {
-    for (size_t i = 0; i < self->n; i++)
-        if (self->agents[i].id == id)
-            return &self->agents[i];
-    return NULL;
+    long i = pos_of_id(self, id);
+    return i < 0 ? NULL : &self->agents[i];
 }
 
 const registry_agent *registry_get(const registry_t *self, agent_id_t id)
@@ -69,26 +127,28 @@ const registry_agent *registry_get(const registry_t *self, agent_id_t id)
 
 agent_id_t registry_find_key(const registry_t *self, const char *key_id)
 {
-    for (size_t i = 0; key_id && i < self->n; i++)
-        if (strcmp(self->agents[i].key_id, key_id) == 0)
-            return self->agents[i].id;
-    return AGENT_ID_NONE;
+    long i = pos_of_str(self, &self->by_key, key_id);
+    return i < 0 ? AGENT_ID_NONE : self->agents[i].id;
 }
 
 agent_id_t registry_find_name(const registry_t *self, const char *name)
 {
-    for (size_t i = 0; name && i < self->n; i++)
-        if (strcmp(self->agents[i].name, name) == 0)
-            return self->agents[i].id;
-    return AGENT_ID_NONE;
+    long i = pos_of_str(self, &self->by_name, name);
+    return i < 0 ? AGENT_ID_NONE : self->agents[i].id;
 }
 
 const registry_agent *registry_get_routing_id(const registry_t *self, const uint8_t *routing_id,
                                               size_t len)
 {
-    for (size_t i = 0; routing_id && i < self->n; i++) {
-        const registry_agent *a = &self->agents[i];
-        if (a->routing_id_len == len && memcmp(a->routing_id, routing_id, len) == 0)
+    if (!routing_id || len == 0 || len > REGISTRY_ROUTING_ID_MAX)
+        return NULL;
+    const registry_index *x = &self->by_routing_id;
+    uint32_t h = hash_routing_id(self, routing_id, len);
+    for (size_t b = registry_index_first(x, h); x->mask && x->slots[b].pos1;
+         b = (b + 1) & x->mask) {
+        const registry_agent *a = &self->agents[x->slots[b].pos1 - 1];
+        if (x->slots[b].hash == h && a->routing_id_len == len &&
+            memcmp(a->routing_id, routing_id, len) == 0)
             return a;
     }
     return NULL;
@@ -218,9 +278,32 @@ static int fill_agent(registry_t *self, registry_agent *a, const registry_regist
     return 0;
 }
 
+/* Files the agent at i (its hashes already in self->hashes[i]) in every index. */
+static void index_at(registry_t *self, size_t i)
+{
+    const agent_hashes *h = &self->hashes[i];
+    registry_index_insert(&self->by_id, h->id, (uint32_t)i);
+    registry_index_insert(&self->by_routing_id, h->routing_id, (uint32_t)i);
+    registry_index_insert(&self->by_key, h->key_id, (uint32_t)i);
+    registry_index_insert(&self->by_name, h->name, (uint32_t)i);
+}
+
 static void remove_at(registry_t *self, size_t i)
 {
-    self->agents[i] = self->agents[self->n - 1];
+    size_t last = self->n - 1;
+    const agent_hashes *h = &self->hashes[i], *m = &self->hashes[last];
+    registry_index_erase(&self->by_id, h->id, (uint32_t)i);
+    registry_index_erase(&self->by_routing_id, h->routing_id, (uint32_t)i);
+    registry_index_erase(&self->by_key, h->key_id, (uint32_t)i);
+    registry_index_erase(&self->by_name, h->name, (uint32_t)i);
+    if (i != last) {
+        registry_index_move(&self->by_id, m->id, (uint32_t)last, (uint32_t)i);
+        registry_index_move(&self->by_routing_id, m->routing_id, (uint32_t)last, (uint32_t)i);
+        registry_index_move(&self->by_key, m->key_id, (uint32_t)last, (uint32_t)i);
+        registry_index_move(&self->by_name, m->name, (uint32_t)last, (uint32_t)i);
+        self->agents[i] = self->agents[last];
+        self->hashes[i] = self->hashes[last];
+    }
     self->n--;
     self->median_dirty = true;
 }
@@ -234,6 +317,15 @@ static int ensure_room(registry_t *self)
     size_t cap = self->cap ? self->cap * 2 : 16;
     if (cap > self->params.max_agents)
         cap = self->params.max_agents;
+    if (registry_index_reserve(&self->by_id, cap) != 0 ||
+        registry_index_reserve(&self->by_routing_id, cap) != 0 ||
+        registry_index_reserve(&self->by_key, cap) != 0 ||
+        registry_index_reserve(&self->by_name, cap) != 0)
+        return EF_ENOMEM;
+    agent_hashes *hashes = realloc(self->hashes, cap * sizeof(*hashes));
+    if (!hashes)
+        return EF_ENOMEM;
+    self->hashes = hashes;
     registry_agent *grown = realloc(self->agents, cap * sizeof(*grown));
     if (!grown)
         return EF_ENOMEM;
@@ -257,11 +349,23 @@ static int check_clash(registry_t *self, const registry_agent *fresh, uint64_t n
 {
     *replace_at = -1;
     *rebind = 0;
-    for (size_t i = 0; i < self->n; i++) {
+    /* Keys and names are unique in the table: at most these two entries are in the way, looked
+     * at in table order. */
+    long at[2] = {pos_of_str(self, &self->by_key, fresh->key_id),
+                  pos_of_str(self, &self->by_name, fresh->name)};
+    if (at[1] == at[0])
+        at[1] = -1;
+    if (at[0] < 0 || (at[1] >= 0 && at[1] < at[0])) {
+        long t = at[0];
+        at[0] = at[1];
+        at[1] = t;
+    }
+    for (int k = 0; k < 2; k++) {
+        if (at[k] < 0)
+            continue;
+        size_t i = (size_t)at[k];
         const registry_agent *old = &self->agents[i];
         int same_key = strcmp(old->key_id, fresh->key_id) == 0;
-        if (!same_key && strcmp(old->name, fresh->name) != 0)
-            continue;
         int live = registry_agent_live(self, old, now_ms);
         int same_boot = memcmp(old->boot_id, fresh->boot_id, REGISTRY_BOOT_ID_LEN) == 0;
         if (same_key && same_boot && !boot_id_zero(fresh->boot_id)) {
@@ -341,8 +445,12 @@ int registry_register(registry_t *self, const registry_registration *reg, uint64
         return rc;
     if (rebind) { /* the same process on a new link: same entry, its requests go on */
         registry_agent *a = &self->agents[old];
+        agent_hashes *h = &self->hashes[old];
+        registry_index_erase(&self->by_routing_id, h->routing_id, (uint32_t)old);
         memcpy(a->routing_id, fresh.routing_id, fresh.routing_id_len);
         a->routing_id_len = fresh.routing_id_len;
+        h->routing_id = hash_routing_id(self, a->routing_id, a->routing_id_len);
+        registry_index_insert(&self->by_routing_id, h->routing_id, (uint32_t)old);
         memcpy(a->hostname, fresh.hostname, sizeof a->hostname);
         if (now_ms > a->last_seen_ms)
             a->last_seen_ms = now_ms;
@@ -359,7 +467,12 @@ int registry_register(registry_t *self, const registry_registration *reg, uint64
     fresh.id = self->next_id++;
     if (self->next_id == AGENT_ID_NONE) /* 4 billion registrations: skip the sentinel */
         self->next_id = 1;
-    self->agents[self->n++] = fresh;
+    size_t i = self->n++;
+    self->agents[i] = fresh;
+    self->hashes[i] = (agent_hashes){registry_index_hash_id(fresh.id),
+                                     hash_routing_id(self, fresh.routing_id, fresh.routing_id_len),
+                                     hash_str(self, fresh.key_id), hash_str(self, fresh.name)};
+    index_at(self, i);
     self->median_dirty = true;
     *id_out = fresh.id;
     return 0;
@@ -430,13 +543,11 @@ size_t registry_sweep(registry_t *self, uint64_t now_ms, agent_id_t *dead_out, s
 
 int registry_remove(registry_t *self, agent_id_t id)
 {
-    for (size_t i = 0; i < self->n; i++) {
-        if (self->agents[i].id == id) {
-            remove_at(self, i);
-            return 0;
-        }
-    }
-    return EF_ENOENT;
+    long i = pos_of_id(self, id);
+    if (i < 0)
+        return EF_ENOENT;
+    remove_at(self, (size_t)i);
+    return 0;
 }
 
 static int cmp_double(const void *a, const void *b)

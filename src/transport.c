@@ -94,7 +94,8 @@ static int set_int(void *zsock, int option, int value)
 
 /* ---- socket options shared by tsock_new and the blocking client ------------------------------ */
 
-static int configure_limits(void *zsock, size_t max_msg_size, int sndhwm, int rcvhwm)
+static int configure_limits(void *zsock, size_t max_msg_size, int sndhwm, int rcvhwm,
+                            int zmtp_heartbeat_ms)
 {
     int64_t max =
         (int64_t)(max_msg_size ? max_msg_size : CODEC_MAX_FRAME_DEFAULT) + TRANSPORT_FRAME_SLACK;
@@ -107,7 +108,7 @@ static int configure_limits(void *zsock, size_t max_msg_size, int sndhwm, int rc
         set_int(zsock, ZMQ_RECONNECT_IVL, TSOCK_RECONNECT_IVL_MS) != 0 ||
         set_int(zsock, ZMQ_RECONNECT_IVL_MAX, TSOCK_RECONNECT_IVL_MAX_MS) != 0 ||
         set_int(zsock, ZMQ_HANDSHAKE_IVL, TSOCK_HANDSHAKE_IVL_MS) != 0 ||
-        set_int(zsock, ZMQ_HEARTBEAT_IVL, TSOCK_HEARTBEAT_IVL_MS) != 0 ||
+        set_int(zsock, ZMQ_HEARTBEAT_IVL, zmtp_heartbeat_ms) != 0 ||
         set_int(zsock, ZMQ_HEARTBEAT_TIMEOUT, TSOCK_HEARTBEAT_TIMEOUT_MS) != 0 ||
         zmq_getsockopt(zsock, ZMQ_TYPE, &type, &type_len) != 0)
         return EF_EZMQ;
@@ -136,7 +137,7 @@ int transport_setup_client_socket(void *zsock, const keys_pair *keys, const char
     if (!zsock)
         return EF_EINVAL;
     int rc = configure_curve_client(zsock, keys, server_public);
-    return rc != 0 ? rc : configure_limits(zsock, max_msg_size, 0, 0);
+    return rc != 0 ? rc : configure_limits(zsock, max_msg_size, 0, 0, TSOCK_HEARTBEAT_IVL_MS);
 }
 
 static int configure_curve_server(void *zsock, const keys_pair *keys, const char *zap_domain)
@@ -253,6 +254,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 }
 
 static void on_prepare(uv_prepare_t *h) { drain(h->data); }
+
+int tsock_backlogged(const tsock *s) { return s && uv_is_active((const uv_handle_t *)&s->idle); }
 
 /* zmq_send processes the socket's pending commands, which can consume the ZMQ_FD edge while a
  * message waits to be read. The prepare re-check alone misses that when the send happens in a
@@ -460,7 +463,8 @@ static int configure(void *z, const tsock_params *p, ef_errmsg *em)
     int rc = p->bind ? configure_curve_server(z, p->keys, p->zap_domain)
                      : configure_curve_client(z, p->keys, p->server_public);
     if (rc == 0)
-        rc = configure_limits(z, p->max_msg_size, p->sndhwm, p->rcvhwm);
+        rc = configure_limits(z, p->max_msg_size, p->sndhwm, p->rcvhwm,
+                              p->no_zmtp_heartbeat ? 0 : TSOCK_HEARTBEAT_IVL_MS);
     if (rc == 0 && p->routing_id && *p->routing_id &&
         zmq_setsockopt(z, ZMQ_ROUTING_ID, p->routing_id, strlen(p->routing_id)) != 0)
         rc = EF_EZMQ;

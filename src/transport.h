@@ -45,6 +45,11 @@ typedef struct {
                                   rate-limited log line; the link stays up */
     int sndhwm;                /* 0 = default (see transport.c) */
     int rcvhwm;                /* 0 = default */
+    int no_zmtp_heartbeat;     /* 1 = this socket sends no ZMTP PINGs (peers' PINGs are still
+                                  answered): for a ROUTER of thousands of links whose own
+                                  heartbeats say who is alive. libzmq 4.3 cancels a PING's
+                                  timeout timer by a linear scan of every timer of the I/O
+                                  thread, at the next message: O(links) per message */
     tsock_recv_fn on_recv;     /* may be NULL for PUB */
     tsock_event_fn on_event;   /* connection events; NULL = none (bound sockets still log
                                   refused handshakes) */
@@ -87,6 +92,10 @@ int tsock_send(tsock *s, const void *peer_id, size_t peer_len, const void *buf, 
 
 /* Encode env with the codec and tsock_send it. Same returns, plus codec errors. */
 int tsock_send_env(tsock *s, const void *peer_id, size_t peer_len, envelope *env);
+/* 1 while messages may be waiting on s that the loop has not delivered yet (the last drain
+ * stopped at its batch limit, or a send found the socket readable): a caller judging peers by
+ * their silence should wait, since their messages may be sitting unread. */
+int tsock_backlogged(const tsock *s);
 
 /* SUB: subscribe to a topic prefix ("" = all). */
 int tsock_subscribe(tsock *s, const char *prefix);

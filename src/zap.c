@@ -181,6 +181,24 @@ int zap_snapshot_has(const zap_snapshot *s, const char *key_z85, const char *use
     return e && user_id && strcmp(e->user_id, user_id) == 0;
 }
 
+static struct timespec dir_mtime(const char *dir);
+
+uint64_t zap_allow_stamp(const zap_allow *a, int *recent)
+{
+    uint64_t stamp = 1469598103934665603ull; /* FNV-1a over the mtimes */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    *recent = 0;
+    for (size_t i = 0; a && i < a->n; i++) {
+        struct timespec m = dir_mtime(a->entries[i].dir);
+        uint64_t v[2] = {(uint64_t)m.tv_sec, (uint64_t)m.tv_nsec};
+        for (size_t k = 0; k < 2; k++)
+            stamp = (stamp ^ v[k]) * 1099511628211ull;
+        *recent |= (uint64_t)now.tv_sec <= (uint64_t)m.tv_sec + 1;
+    }
+    return stamp;
+}
+
 /* ---- cached lookups ------------------------------------------------------------------------ */
 
 static struct timespec dir_mtime(const char *dir)

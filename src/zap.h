@@ -19,8 +19,10 @@
 
 /* Longest User-Id we hand out ("operators/" + a 64-char key name, with room to spare). */
 #define ZAP_USER_ID_MAX 160
-/* Longest a key file edited in place (its directory unchanged) may go unnoticed. */
-#define ZAP_CACHE_MS 1000u
+/* Longest a key file edited in place (its directory unchanged) may go unnoticed. Each renewal
+ * reads every key file: with 10,000 boards that is ~10,000 file reads, which every second cost
+ * a reconnect storm a tenth of the loop (bench_fleet_scale); a removal is seen at once anyway. */
+#define ZAP_CACHE_MS 10000u
 /* The metadata property that carries the peer's Z85 public key on every message. */
 #define ZAP_PROPERTY_KEY "Key"
 
@@ -48,6 +50,12 @@ void zap_snapshot_destroy(zap_snapshot **s_p);
 /* 1 when the Z85 key is in the snapshot under exactly user_id (a key moved to another name or
  * list counts as revoked for the old one). */
 int zap_snapshot_has(const zap_snapshot *s, const char *key_z85, const char *user_id);
+
+/* A fingerprint of how every allowlist directory looks now (their mtimes: adding, removing or
+ * renaming a .pub changes its directory's), for a caller that reads the lists only when it
+ * changed. *recent is set when a directory changed within the last two seconds, where an mtime
+ * (a kernel tick) may not yet tell two changes apart: read every time then. */
+uint64_t zap_allow_stamp(const zap_allow *a, int *recent);
 
 /* One frame of a ZAP request as it arrived. */
 typedef struct {

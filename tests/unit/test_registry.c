@@ -316,6 +316,74 @@ static void test_one_model_name_means_one_file_across_the_fleet(void **state)
     registry_destroy(&reg);
 }
 
+/* 10,000 boards: every one is found by id, name, key and routing id after registrations,
+ * removals from the middle (which move the last entry into the hole), sweeps, and
+ * re-registrations on new links, checked against a model of what must be there. */
+#define SCALE_N 10000u
+static void test_ten_thousand_agents_are_found_by_every_key_through_churn(void **state)
+{
+    (void)state;
+    registry_params p = registry_default_params();
+    registry_t *reg = registry_new(&p);
+    static agent_id_t ids[SCALE_N];
+    char name[32], key[48], rid[32];
+    for (uint32_t i = 0; i < SCALE_N; i++) {
+        snprintf(name, sizeof name, "b-%u", i);
+        snprintf(key, sizeof key, "agents/b-%u", i);
+        ids[i] = add(reg, name, key, 1 + i % 4, T0, NULL);
+        assert_int_not_equal(ids[i], AGENT_ID_NONE);
+    }
+    assert_int_equal(registry_count(reg), SCALE_N);
+    for (uint32_t i = 0; i < SCALE_N; i += 3) { /* every third leaves */
+        assert_int_equal(registry_remove(reg, ids[i]), 0);
+        assert_int_equal(registry_remove(reg, ids[i]), EF_ENOENT);
+    }
+    for (uint32_t i = 1; i < SCALE_N; i += 3) /* these stay silent; the others speak later */
+        assert_int_equal(registry_touch(reg, ids[i], T0), 0);
+    for (uint32_t i = 2; i < SCALE_N; i += 3)
+        assert_int_equal(registry_touch(reg, ids[i], T0 + 2500), 0);
+    agent_id_t dead[512];
+    size_t n_dead = 0, got;
+    while ((got = registry_sweep(reg, T0 + 3000, dead, 512)) > 0)
+        n_dead += got;
+    assert_int_equal(n_dead, (SCALE_N + 1) / 3);
+    for (uint32_t i = 0; i < SCALE_N; i++) {
+        snprintf(name, sizeof name, "b-%u", i);
+        snprintf(key, sizeof key, "agents/b-%u", i);
+        agent_id_t want = i % 3 == 2 ? ids[i] : AGENT_ID_NONE;
+        assert_int_equal(registry_find_name(reg, name), want);
+        assert_int_equal(registry_find_key(reg, key), want);
+        assert_int_equal(registry_find_routing_id(reg, (const uint8_t *)name, strlen(name)), want);
+        const registry_agent *a = registry_get(reg, ids[i]);
+        assert_true(want ? a && strcmp(a->name, name) == 0 : a == NULL);
+    }
+    /* The survivors restart once their window has passed, on new links: each new entry
+     * replaces the old one, found by its new routing id only. */
+    for (uint32_t i = 2; i < SCALE_N; i += 3) {
+        snprintf(name, sizeof name, "b-%u", i);
+        snprintf(key, sizeof key, "agents/b-%u", i);
+        snprintf(rid, sizeof rid, "new-%u", i);
+        uint8_t boot[REGISTRY_BOOT_ID_LEN] = {1};
+        registry_model_decl m = {.name = "tiny", .n_slots = 1 + i % 4};
+        registry_registration r = {.name = name,
+                                   .key_id = key,
+                                   .boot_id = boot,
+                                   .routing_id = (const uint8_t *)rid,
+                                   .routing_id_len = strlen(rid),
+                                   .models = &m,
+                                   .n_models = 1};
+        agent_id_t id = AGENT_ID_NONE, gone = AGENT_ID_NONE;
+        assert_int_equal(registry_register(reg, &r, T0 + 6000, &id, &gone, NULL), 0);
+        assert_int_equal(gone, ids[i]);
+        ids[i] = id;
+        assert_int_equal(registry_find_routing_id(reg, (const uint8_t *)rid, strlen(rid)), id);
+        assert_int_equal(registry_find_routing_id(reg, (const uint8_t *)name, strlen(name)),
+                         AGENT_ID_NONE);
+    }
+    assert_int_equal(registry_count(reg), SCALE_N / 3);
+    registry_destroy(&reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_the_same_process_on_a_new_link_keeps_its_entry_and_credits),
         cmocka_unit_test(test_a_copy_of_a_live_key_is_refused_and_a_restart_replaces),
         cmocka_unit_test(test_one_model_name_means_one_file_across_the_fleet),
+        cmocka_unit_test(test_ten_thousand_agents_are_found_by_every_key_through_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -447,6 +447,85 @@ static void test_batch_split_is_proportional_to_capacity(void **state)
                      EF_EUNKNOWNMODEL);
 }
 
+/* 10,000 boards of three speeds (10, 20, 40 tokens/s per slot, 8 slots each), a few draining,
+ * a few silent: 7,000 requests land only on live, non-draining boards, the books balance (no
+ * board's load is above another's next step: the greedy capacity split), faster classes take
+ * more, and 1,000 sessions come back to the board that served them. */
+#define SCALE_AGENTS 10000
+static void test_ten_thousand_agents_split_by_capacity_and_keep_affinity(void **state)
+{
+    fixture *f = *state;
+    static agent_id_t ids[SCALE_AGENTS];
+    static const double speeds[3] = {10, 20, 40};
+    char name[32];
+    for (int i = 0; i < SCALE_AGENTS; i++) {
+        snprintf(name, sizeof name, "sim-%d", i);
+        ids[i] = join(f, name, 8, speeds[i % 3], i % 97 == 5 ? T0 - 2000 : T0);
+    }
+    for (int i = 0; i < SCALE_AGENTS; i += 101)
+        registry_set_drain(f->reg, ids[i], true);
+    uint64_t now = T0 + 1500; /* those heard from at T0 - 2000 are past their 3 s window */
+    for (int i = 0; i < 7000; i++) {
+        sched_dispatch d;
+        assert_int_equal(submit(f, NULL, 0, now, &d), 0);
+        assert_int_not_equal(d.agent, AGENT_ID_NONE);
+    }
+    uint32_t per_class[3] = {0}, total = 0;
+    double max_level = 0, min_next = 1e300;
+    for (int i = 0; i < SCALE_AGENTS; i++) {
+        const registry_agent *a = registry_get(f->reg, ids[i]);
+        uint32_t k = a->models[0].inflight;
+        if (i % 101 == 0 || i % 97 == 5) {
+            assert_int_equal(k, 0); /* draining or silent: no work */
+            continue;
+        }
+        double cap = 8 * speeds[i % 3];
+        per_class[i % 3] += k;
+        total += k;
+        max_level = k / cap > max_level ? k / cap : max_level;
+        min_next = (k + 1) / cap < min_next ? (k + 1) / cap : min_next;
+    }
+    assert_int_equal(total, 7000);
+    assert_true(max_level <= min_next); /* nobody could have taken one at a lower load */
+    assert_true(per_class[2] > per_class[1] && per_class[1] > per_class[0]);
+    /* Affinity: 1,000 sessions spread over the fleet as load grows; once their requests are
+     * over, each session's next request goes back to its board, though others are as idle. */
+    static agent_id_t first[1000];
+    static uint64_t tickets[1000];
+    char session[32];
+    for (int s = 0; s < 1000; s++) {
+        snprintf(session, sizeof session, "chat-%d", s);
+        sched_dispatch d;
+        assert_int_equal(submit(f, session, 0, now, &d), 0);
+        first[s] = d.agent;
+        tickets[s] = d.ticket;
+    }
+    for (int s = 0; s < 1000; s++)
+        assert_int_equal(scheduler_complete(f->sched, tickets[s], true, NULL), 0);
+    int moved = 0;
+    for (int s = 0; s < 1000; s++) {
+        snprintf(session, sizeof session, "chat-%d", s);
+        sched_dispatch d;
+        assert_int_equal(submit(f, session, 0, now + 10, &d), 0);
+        moved += d.agent != first[s];
+        assert_int_equal(scheduler_session_agent(f->sched, session, now + 10), d.agent);
+        assert_int_equal(scheduler_complete(f->sched, d.ticket, true, NULL), 0);
+    }
+    assert_int_equal(moved, 0);
+    /* Without affinity, all of them would have gone to the one best board. */
+    int distinct = 0;
+    for (int s = 1; s < 1000; s++)
+        distinct += first[s] != first[0];
+    assert_true(distinct > 900);
+}
+
+static int setup_uncapped(void **state)
+{
+    scheduler_params p = scheduler_default_params();
+    p.max_per_client = 0;
+    return setup_with(state, &p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +556,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_split_is_proportional_to_capacity, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ten_thousand_agents_split_by_capacity_and_keep_affinity, setup_uncapped, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
