@@ -49,9 +49,12 @@ static void send_register(fake_agent *f)
     send_env(f, &env);
 }
 
-/* One token and Done, at once: an "instant" agent. */
+/* n_tokens one-token chunks (contiguous seq) and Done, at once: an "instant" agent. */
 static void answer(fake_agent *f, const Edgefleet__Request *req)
 {
+    uint32_t n = f->p->n_tokens ? f->p->n_tokens : 1;
+    if (req->max_tokens && req->max_tokens < n)
+        n = req->max_tokens;
     int32_t token = 1;
     Edgefleet__TokenChunk ch = EDGEFLEET__TOKEN_CHUNK__INIT;
     ch.request_id = req->request_id;
@@ -62,10 +65,13 @@ static void answer(fake_agent *f, const Edgefleet__Request *req)
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK;
     env.token_chunk = &ch;
-    send_env(f, &env);
+    for (uint32_t i = 0; i < n; i++) {
+        ch.seq = i;
+        send_env(f, &env);
+    }
     Edgefleet__Usage usage = EDGEFLEET__USAGE__INIT;
     usage.prompt_tokens = usage.prompt_evaluated = 1;
-    usage.completion_tokens = 1;
+    usage.completion_tokens = n;
     Edgefleet__Timings timings = EDGEFLEET__TIMINGS__INIT;
     Edgefleet__Done done = EDGEFLEET__DONE__INIT;
     done.request_id = req->request_id;
