@@ -223,8 +223,10 @@ int hl_parse(hl_conn *c)
             off += (size_t)used;
         }
     }
-    memmove(c->in, c->in + off, c->in_len - off);
-    c->in_len -= off;
+    if (off) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
     return c->phase == PH_DONE ? 1 : 0;
 }
 
