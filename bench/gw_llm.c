@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,28 +144,40 @@ static char *prompt_body(const llm_opts *o, const char *model, int round, int s)
     const char *open = OPENERS[(size_t)(round * o->streams + s) % n_open];
     char json[1024];
     snprintf(json, sizeof json,
-             "{\"model\":\"%s\",\"prompt\":\"%s. %s\",\"max_tokens\":%d,\"temperature\":0,"
+             "{\"model\":\"%s\",\"prompt\":\"%s %d. %s\",\"max_tokens\":%d,\"temperature\":0,"
              "\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
-             model, open, STORIES[s % 4], o->max_tokens);
+             model, open, round, STORIES[s % 4], o->max_tokens);
     return strdup(json);
 }
 
-/* One round on one side: the S requests at once, read until every answer is in. */
+static int fail(const llm_side *sd, int s, const char *what, const hl_conn *c)
+{
+    fprintf(stderr, "bench: %s stream %d: %s (%s; status %d, %zu body bytes: %.200s)\n", sd->name,
+            s, what, strerror(errno), c->status, c->body_len, c->body ? c->body : "");
+    return -1;
+}
+
+/* One round on one side: the S requests at once, read until every answer is in. A warm-up
+ * round (ser NULL) is not counted. */
 static int run_round(const llm_opts *o, int which, int round, llm_series *ser)
 {
     const llm_side *sd = &o->side[which];
     hl_conn c[MAX_STREAMS];
     int rc = 0, open = 0;
+    memset(c, 0, sizeof c);
     for (int s = 0; s < o->streams; s++)
         c[s].fd = -1;
     for (int s = 0; rc == 0 && s < o->streams; s++)
-        rc = hl_open(&c[s], sd->host, sd->port);
+        if ((rc = hl_open(&c[s], sd->host, sd->port)) != 0)
+            fail(sd, s, "cannot connect", &c[s]);
     uint64_t t0 = clock_mono_ns(), t_end[MAX_STREAMS] = {0};
     for (int s = 0; rc == 0 && s < o->streams; s++) {
         char *body = prompt_body(o, sd->model, round, s);
         size_t len;
         char *req = body ? hl_post(sd->host, sd->port, "/v1/completions", body, &len) : NULL;
         rc = req && send(c[s].fd, req, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+        if (rc)
+            fail(sd, s, "cannot send", &c[s]);
         free(body), free(req);
         open++;
     }
@@ -172,14 +185,14 @@ static int run_round(const llm_opts *o, int which, int round, llm_series *ser)
         struct pollfd pf[MAX_STREAMS];
         for (int s = 0; s < o->streams; s++)
             pf[s] = (struct pollfd){.fd = t_end[s] ? -1 : c[s].fd, .events = POLLIN};
-        if (poll(pf, (nfds_t)o->streams, 120000) <= 0)
-            rc = -1; /* two minutes without a byte: a hang, reported as a failed round */
+        if (poll(pf, (nfds_t)o->streams, 120000) <= 0) /* a hang, reported as a failed round */
+            rc = fail(sd, -1, "two minutes without a byte on any stream", &c[0]);
         for (int s = 0; rc == 0 && s < o->streams; s++) {
             if (!(pf[s].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             int r = hl_read(&c[s]);
             if (r < 0)
-                rc = -1;
+                rc = fail(sd, s, "connection closed or answer malformed", &c[s]);
             else if (r == 1)
                 t_end[s] = clock_mono_ns(), open--;
         }
@@ -199,12 +212,16 @@ static int run_round(const llm_opts *o, int which, int round, llm_series *ser)
         tokens += a.usage_tokens >= 0 ? a.usage_tokens : a.n_text_events;
         ttft[s] = (double)(c[s].t_first_ns - t0) / 1e6;
         last = t_end[s] > last ? t_end[s] : last;
-        ser->text[round][s] = a.text ? a.text : strdup("");
+        if (ser)
+            ser->text[round][s] = a.text ? a.text : strdup("");
+        else
+            gw_answer_free(&a);
     }
     for (int s = 0; s < o->streams; s++)
         hl_close(&c[s]);
-    if (rc != 0) {
-        ser->failed++;
+    if (rc != 0 || !ser) {
+        if (ser)
+            ser->failed++;
         return rc;
     }
     ser->tokens += tokens;
@@ -313,6 +330,10 @@ int gw_llm_main(int argc, char **argv)
         return 2;
     }
     static llm_series ser[2];
+    for (int w = 0; w < 2; w++) { /* first requests pay for page faults and thread start-up */
+        int rc = run_round(&o, w, o.rounds, NULL);
+        bench_progress("warm-up round %s: %s", o.side[w].name, rc ? "FAILED" : "ok");
+    }
     for (int r = 0; r < o.rounds; r++) {
         for (int k = 0; k < 2; k++) {
             int w = (r + k) % 2; /* the gateway first in even rounds, llama-server in odd */

@@ -94,7 +94,7 @@ stop_all() {
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     pids=()
 }
-trap 'stop_all; rm -rf "$work"' EXIT
+trap 'rc=$?; stop_all; if [ $rc = 0 ]; then rm -rf "$work"; else echo "logs kept in $work" >&2; fi' EXIT
 trap 'exit 130' INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -153,6 +153,6 @@ for m in ${models//,/ }; do
     "$bin/bench/bench_gateway" --llm --gateway "127.0.0.1:$gw_port" \
         --server "127.0.0.1:$srv_port" --model "$name" --streams 4 --max-tokens "$max_tokens" \
         --rounds "$rounds" --label "${model_label[$m]}, -t $threads, ctx $ctx/slot" \
-        "${summary_args[@]}"
+        "${summary_args[@]}" || { log "$m: bench_gateway --llm failed"; exit 1; }
     stop_all
 done
