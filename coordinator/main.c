@@ -154,6 +154,7 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     if ((rc = load_config(&c)) != 0)
         return rc;
+    signal(SIGPIPE, SIG_IGN); /* an HTTP client gone mid-write is EPIPE for h2o, not our death */
     uv_loop_t loop;
     uv_loop_init(&loop);
     c.loop = &loop;
