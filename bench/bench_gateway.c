@@ -39,7 +39,7 @@
 #define READY_TIMEOUT_MS 20000
 
 typedef struct {
-    const char *coordinator_bin, *work_dir, *summary;
+    const char *coordinator_bin, *work_dir, *summary, *log_level;
     int samples, reps, agents, slots, tokens;
     int conns[MAX_SERIES], n_conns;
     double seconds;
@@ -542,6 +542,8 @@ static int parse_args(int argc, char **argv, gopts *o)
             o->work_dir = v;
         else if (!strcmp(a, "--summary"))
             o->summary = v;
+        else if (!strcmp(a, "--log-level"))
+            o->log_level = v;
         else
             return EF_EINVAL;
     }
@@ -598,13 +600,14 @@ int main(int argc, char **argv)
                .tokens = 1,
                .conns = {1, 16, 64},
                .n_conns = 3,
-               .seconds = 3.0};
+               .seconds = 3.0,
+               .log_level = "warn"};
     char work[] = "/tmp/edgefleet-gwbench.XXXXXX";
     if (parse_args(argc, argv, &o) != 0) {
         fprintf(stderr,
                 "usage: bench_gateway --coordinator PATH [--tokens N] [--conns 1,16,64] "
                 "[--samples N] [--reps N] [--seconds S] [--agents N] [--slots N] [--work-dir DIR] "
-                "[--summary FILE]\n"
+                "[--summary FILE] [--log-level LEVEL (the coordinator's; warn)]\n"
                 "       bench_gateway --llm --help   (4 streams: gateway vs llama-server)\n");
         return 2;
     }

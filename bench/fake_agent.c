@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define FAKE_HEARTBEAT_MS 1000 /* the protocol's default interval */
+#define FAKE_SNDHWM       (1 << 20)
 
 typedef struct {
     const fake_agent_params *p;
@@ -138,7 +139,10 @@ int fake_agent_run(const fake_agent_params *p)
                        .keys = &kp,
                        .server_public = server,
                        .on_recv = on_recv,
-                       .user = &f};
+                       .user = &f,
+                       /* Answers go out in bursts (64 requests x 33 frames) and a send that
+                        * finds the queue full is dropped (DONTWAIT): room for all of them. */
+                       .sndhwm = FAKE_SNDHWM};
     f.dealer = t ? tsock_new(t, &sp, &em) : NULL;
     if (!f.dealer) {
         fprintf(stderr, "fake agent: %s\n", em.msg);
