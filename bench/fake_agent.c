@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define FAKE_HEARTBEAT_MS 1000 /* the protocol's default interval */
+#define FAKE_SNDHWM       (1 << 20)
 
 typedef struct {
     const fake_agent_params *p;
@@ -49,9 +50,12 @@ static void send_register(fake_agent *f)
     send_env(f, &env);
 }
 
-/* One token and Done, at once: an "instant" agent. */
+/* n_tokens one-token chunks (contiguous seq) and Done, at once: an "instant" agent. */
 static void answer(fake_agent *f, const Edgefleet__Request *req)
 {
+    uint32_t n = f->p->n_tokens ? f->p->n_tokens : 1;
+    if (req->max_tokens && req->max_tokens < n)
+        n = req->max_tokens;
     int32_t token = 1;
     Edgefleet__TokenChunk ch = EDGEFLEET__TOKEN_CHUNK__INIT;
     ch.request_id = req->request_id;
@@ -62,10 +66,13 @@ static void answer(fake_agent *f, const Edgefleet__Request *req)
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_TOKEN_CHUNK;
     env.token_chunk = &ch;
-    send_env(f, &env);
+    for (uint32_t i = 0; i < n; i++) {
+        ch.seq = i;
+        send_env(f, &env);
+    }
     Edgefleet__Usage usage = EDGEFLEET__USAGE__INIT;
     usage.prompt_tokens = usage.prompt_evaluated = 1;
-    usage.completion_tokens = 1;
+    usage.completion_tokens = n;
     Edgefleet__Timings timings = EDGEFLEET__TIMINGS__INIT;
     Edgefleet__Done done = EDGEFLEET__DONE__INIT;
     done.request_id = req->request_id;
@@ -132,7 +139,10 @@ int fake_agent_run(const fake_agent_params *p)
                        .keys = &kp,
                        .server_public = server,
                        .on_recv = on_recv,
-                       .user = &f};
+                       .user = &f,
+                       /* Answers go out in bursts (64 requests x 33 frames) and a send that
+                        * finds the queue full is dropped (DONTWAIT): room for all of them. */
+                       .sndhwm = FAKE_SNDHWM};
     f.dealer = t ? tsock_new(t, &sp, &em) : NULL;
     if (!f.dealer) {
         fprintf(stderr, "fake agent: %s\n", em.msg);

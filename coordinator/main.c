@@ -155,7 +155,8 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     if ((rc = load_config(&c)) != 0)
         return rc;
-    static uv_loop_t loop; /* static: reachable to the end if HTTP connections keep it open */
+    signal(SIGPIPE, SIG_IGN); /* an HTTP client gone mid-write is EPIPE for h2o, not our death */
+    static uv_loop_t loop;    /* static: reachable to the end if HTTP connections keep it open */
     uv_loop_init(&loop);
     c.loop = &loop;
     uv_signal_t sigint, sigterm;
