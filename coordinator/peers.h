@@ -42,6 +42,9 @@ void peers_on_event(tsock *s, uint16_t event, uint32_t value, void *user);
 void peers_on_timer(uv_timer_t *t);
 /* Check every live connection's key against the allowlists now; cut the revoked ones. */
 void peers_sweep(coord *c);
+/* Cut the live connection of routing id on link (operator evict). 0, or EF_ENOENT when none is
+ * known or it is gone already, EF_EIO. */
+int peers_cut(coord *c, peers_link link, const uint8_t *routing_id, size_t len);
 /* Connections known, for tests and status. */
 size_t peers_count(const peers *p);
 
