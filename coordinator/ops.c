@@ -162,7 +162,7 @@ void ops_handle(coord *c, const Edgefleet__OperatorCommand *cmd, const coord_cli
         ops_evict(c, &r, cmd->agent_name ? cmd->agent_name : "", user_id);
         break;
     case EDGEFLEET__COMMAND_KIND__COMMAND_TELEMETRY_HISTORY:
-        ops_history(c, &r, cmd->agent_name, client);
+        ops_history(c, &r, cmd->agent_name, cmd->last, client);
         return;
     default:
         r.code = EF_EINVAL;

@@ -42,11 +42,11 @@ static int take(const uint8_t *packed, size_t len, uint64_t arrived_ms, void *us
     return 0;
 }
 
-void ops_history(coord *c, Edgefleet__OperatorReply *r, const char *agent,
+void ops_history(coord *c, Edgefleet__OperatorReply *r, const char *agent, uint32_t last,
                  const coord_client *client)
 {
     history h = {0};
-    size_t seen = telemetry_window_each(c, agent && *agent ? agent : NULL, take, &h);
+    size_t seen = telemetry_window_each(c, agent && *agent ? agent : NULL, last, take, &h);
     if (agent && *agent && seen == 0 && registry_find_name(c->registry, agent) == AGENT_ID_NONE) {
         r->code = EF_ENOENT;
         r->message = "no such agent";

@@ -184,13 +184,14 @@ const Edgefleet__TelemetrySample *telemetry_latest(coord *c, agent_id_t id)
     return a && c->tel ? twin_latest(c->tel->window, a->name) : NULL;
 }
 
-size_t telemetry_window_each(coord *c, const char *agent, telemetry_sample_fn fn, void *user)
+size_t telemetry_window_each(coord *c, const char *agent, size_t last, telemetry_sample_fn fn,
+                             void *user)
 {
     if (!c->tel)
         return 0;
     for (size_t i = 0; i < twin_agents(c->tel->window); i++)
         if (!agent || strcmp(twin_agent_name(c->tel->window, i), agent) == 0) {
-            size_t n = twin_each(c->tel->window, i, fn, user);
+            size_t n = twin_each(c->tel->window, i, last, fn, user);
             if (agent)
                 return n;
         }

@@ -191,7 +191,7 @@ const char *twin_agent_name(const twin *w, size_t i)
     return i < w->n_agents ? w->agents[i].name : NULL;
 }
 
-size_t twin_each(const twin *w, size_t i,
+size_t twin_each(const twin *w, size_t i, size_t last,
                  int (*fn)(const uint8_t *packed, size_t len, uint64_t arrived_ms, void *user),
                  void *user)
 {
@@ -199,7 +199,7 @@ size_t twin_each(const twin *w, size_t i,
         return 0;
     const twin_agent *a = &w->agents[i];
     size_t seen = 0;
-    for (size_t k = 0; k < a->count; k++) {
+    for (size_t k = last && last < a->count ? a->count - last : 0; k < a->count; k++) {
         const twin_sample *s = &a->ring[(a->head + k) % w->p.max_samples];
         seen++;
         if (fn(s->bytes, s->len, s->at_ms, user))

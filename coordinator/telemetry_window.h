@@ -42,9 +42,10 @@ void twin_forget(twin *w, const char *name);
 /* Agents with a window: i in [0, twin_agents); their names. */
 size_t twin_agents(const twin *w);
 const char *twin_agent_name(const twin *w, size_t i);
-/* The window of agent i, oldest first: calls fn(packed, len, arrived_ms, user) per sample until
- * fn returns non-zero. Returns how many samples fn saw. */
-size_t twin_each(const twin *w, size_t i,
+/* The window of agent i, oldest first, its last `last` samples only (0 = all): calls
+ * fn(packed, len, arrived_ms, user) per sample until fn returns non-zero. Returns how many
+ * samples fn saw. */
+size_t twin_each(const twin *w, size_t i, size_t last,
                  int (*fn)(const uint8_t *packed, size_t len, uint64_t arrived_ms, void *user),
                  void *user);
 

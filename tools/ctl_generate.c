@@ -65,8 +65,8 @@ int ctl_generate_parse(int argc, char **argv, ctl_connect_opts *co, const char *
                                          {0, 0, 0, 0}};
     int ch;
     double v = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    optind = 0; /* glibc: a full reset (options may follow the prompt) */
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int taken = ctl_connect_option(co, ch, optarg, "generate");
         if (taken < 0)
             return CTL_BAD_ARG;

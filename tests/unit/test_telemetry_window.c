@@ -55,7 +55,7 @@ static void test_window_by_age_and_count(void **state)
         assert_int_equal(add(w, "a", t, t * 100), 0);
     assert_int_equal(twin_agents(w), 1);
     seen s = {0};
-    assert_int_equal(twin_each(w, 0, collect, &s), 3); /* max_samples: the oldest went */
+    assert_int_equal(twin_each(w, 0, 0, collect, &s), 3); /* max_samples: the oldest went */
     assert_int_equal(s.unix_ms[0], 2);
     assert_int_equal(s.unix_ms[2], 4);
     const Edgefleet__TelemetrySample *l = twin_latest(w, "a");
@@ -65,10 +65,15 @@ static void test_window_by_age_and_count(void **state)
     /* At 1350 the samples of 200 and 300 are older than 1000 ms. */
     assert_int_equal(add(w, "a", 5, 1350), 0);
     s = (seen){0};
-    assert_int_equal(twin_each(w, 0, collect, &s), 2);
+    assert_int_equal(twin_each(w, 0, 0, collect, &s), 2);
     assert_int_equal(s.unix_ms[0], 4);
+    s = (seen){0};
+    assert_int_equal(twin_each(w, 0, 1, collect, &s), 1); /* the last one only */
+    assert_int_equal(s.unix_ms[0], 5);
+    s = (seen){0};
+    assert_int_equal(twin_each(w, 0, 9, collect, &s), 2); /* more than there are: all */
     s = (seen){.stop_after = 1};
-    assert_int_equal(twin_each(w, 0, collect, &s), 1); /* fn stops the walk */
+    assert_int_equal(twin_each(w, 0, 0, collect, &s), 1); /* fn stops the walk */
     twin_destroy(&w);
     assert_null(w);
     twin_destroy(&w); /* NULL-safe */
