@@ -296,11 +296,6 @@ static void test_top_renders_one_row_per_board(void **state)
     assert_int_equal(count_lines_starting(screen, "b1"), 1);
     assert_int_equal(count_lines_starting(screen, "FLEET"), 1);
     assert_non_null(strstr(screen, "edgefleet top - 2 device(s)"));
-    FILE *f = fopen("/tmp/edgefleet-top-screen.txt", "w"); /* for the README's capture */
-    if (f) {
-        fputs(screen, f);
-        fclose(f);
-    }
     /* It refreshes in place: the screen is redrawn, not scrolled (one header). */
     assert_true(screen_has("top", "sorted by name", screen, sizeof screen, 3000));
     assert_int_equal(count_lines_starting(screen, "DEVICE"), 1);
