@@ -214,6 +214,9 @@ static void test_json_outputs_parse_back(void **state)
     parses("top --json --count 1");
     parses("keys list --json");
     parses("telemetry --count 1 --json");
+    parses("generate --model " MODEL " --max-tokens 4 --json 'Once'");
+    parses("drain b0 --json");
+    parses("undrain b0 --json");
     char out[65536];
     assert_int_equal(sh(out, sizeof out, "%s agents --json", w->ctl), 0);
     cJSON *j = cJSON_Parse(out);
