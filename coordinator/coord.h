@@ -120,8 +120,9 @@ void telemetry_count_routed(coord *c, const char *agent, int resumed);
  * evicted: read it on the loop thread and do not keep it. */
 const Edgefleet__TelemetrySample *telemetry_latest(coord *c, agent_id_t id);
 /* Walk the window of one agent by name (NULL = every agent with a window, one after the other),
- * oldest first, each agent's last `last` samples (0 = all): fn gets each packed TelemetrySample and the mono ms it arrived; a non-zero
- * return stops that agent's walk. Returns how many samples fn saw (for one agent). */
+ * oldest first, each agent's last `last` samples (0 = all): fn gets each packed TelemetrySample and
+ * the mono ms it arrived; a non-zero return stops that agent's walk. Returns how many samples fn
+ * saw (for one agent). */
 typedef int (*telemetry_sample_fn)(const uint8_t *packed, size_t len, uint64_t arrived_ms,
                                    void *user);
 size_t telemetry_window_each(coord *c, const char *agent, size_t last, telemetry_sample_fn fn,
