@@ -114,6 +114,16 @@ int ctl_link_open(const ctl_connect_opts *co, const char *cmd, int telemetry, co
                   ctl_link **out)
 {
     *out = NULL;
+    if (!telemetry) {
+        /* libedgefleet's connect first: it names every cause of failure precisely (the key
+         * file, the endpoint, the server key, the allowlist), and a script sees the same words
+         * from every command. Our own socket then finds the handshake works. */
+        ef_client_t *probe = NULL;
+        int code = ctl_connect(co, cmd, &probe);
+        ef_client_destroy(&probe);
+        if (code != CTL_OK)
+            return code;
+    }
     keys_pair kp;
     char server[KEYS_Z85_LEN + 1];
     int rc = load_keys(co, cmd, &kp, server);
