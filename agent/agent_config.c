@@ -109,6 +109,13 @@ static int agent_key(parse_state *ps, const char *name, const char *value)
                  value, MAX_HB_MS);
         return -1;
     }
+    if (strcmp(name, "telemetry_ms") == 0) {
+        if (parse_u32(value, 100, MAX_HB_MS, &c->telemetry_ms) == 0)
+            return 0;
+        snprintf(ps->error, sizeof ps->error, "bad value \"%.64s\" for \"telemetry_ms\" (100..%u)",
+                 value, MAX_HB_MS);
+        return -1;
+    }
     if (strcmp(name, "drain_timeout_ms") == 0) {
         if (parse_u32(value, 0, MAX_DRAIN_MS, &c->drain_timeout_ms) == 0)
             return 0;

@@ -1,7 +1,8 @@
 /* The agent's configuration: an INI file (parsed with libinih) and/or --model flags. Errors say
  * file:line and the key ("agent.ini:12: unknown key \"thread\""). Strings are owned by the
  * config. Example:
- *   [agent]        name, coordinator, server_key, key, heartbeat_ms, drain_timeout_ms, log_level
+ *   [agent]        name, coordinator, server_key, key, heartbeat_ms, telemetry_ms,
+ *                  drain_timeout_ms, log_level
  *   [model NAME]   path, ctx, slots, threads (0 = all CPUs), batch, chat_template,
  *                  backend (llama|simulated), tokens_per_s (simulated),
  *                  deterministic (true|false: greedy output independent of load) */
@@ -31,6 +32,7 @@ typedef struct {
     char *server_key;          /* coordinator's .pub file */
     char *key;                 /* this agent's .key file */
     uint32_t heartbeat_ms;     /* 0 = 1000 */
+    uint32_t telemetry_ms;     /* telemetry sample interval; 0 = AGENT_TELEMETRY_DEFAULT_MS */
     uint32_t drain_timeout_ms; /* on SIGTERM: time running requests get to finish; the caller
                                   starts it at AGENT_DRAIN_TIMEOUT_MS */
     int has_log_level;

@@ -9,6 +9,7 @@
 #include "keys.h"
 #include "log.h"
 #include "sysinfo.h"
+#include "telemetry.h"
 #include "transport.h"
 #include "uplink.h"
 
@@ -161,9 +162,14 @@ static int serve(uv_loop_t *loop, agent_loop *al, engine *e, const agent_config 
     al->sigint.data = al->sigterm.data = al;
     uv_signal_start(&al->sigint, on_signal, SIGINT);
     uv_signal_start(&al->sigterm, on_signal, SIGTERM);
+    backend_desc d0;
+    engine_model_desc(e, 0, &d0);
+    agent_telemetry *tel =
+        agent_telemetry_new(loop, e, al->uplink, cfg->telemetry_ms, d0.simulated);
     log_info("agent on %s serving %zu model(s)%s%s", board.hostname, engine_n_models(e),
              up.name ? ", asking for the name " : "", up.name ? up.name : "");
     uv_run(loop, UV_RUN_DEFAULT);
+    agent_telemetry_destroy(&tel);
     uplink_destroy(&al->uplink);
     transport_destroy(&t);
     return 0;

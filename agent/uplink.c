@@ -193,6 +193,28 @@ static void send_heartbeat(uplink *u, int leaving)
 
 static void on_tick(uv_timer_t *t) { uplink_tick(t->data); }
 
+void uplink_observe(uplink *u, void (*fn)(const engine_event *ev, void *user), void *user)
+{
+    u->observe = fn;
+    u->observe_user = user;
+}
+
+int uplink_send_telemetry(uplink *u, Edgefleet__TelemetrySample *t)
+{
+    if (u->state != UPLINK_READY || !u->sock)
+        return EF_ENOTCONN;
+    if (u->echo_unix_ms) {
+        uint64_t held = clock_mono_ms() - u->echo_at_ms;
+        t->echo_unix_ms = u->echo_unix_ms;
+        t->echo_held_ms = held > UINT32_MAX ? UINT32_MAX : (uint32_t)held;
+    }
+    t->draining = u->draining != 0;
+    envelope env = EDGEFLEET__ENVELOPE__INIT;
+    env.body_case = EDGEFLEET__ENVELOPE__BODY_TELEMETRY;
+    env.telemetry = t;
+    return tsock_send_env(u->sock, NULL, 0, &env);
+}
+
 void uplink_tick(uplink *u)
 {
     uint64_t now = clock_mono_ms();

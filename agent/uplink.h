@@ -41,4 +41,11 @@ void uplink_deliver(uplink *u);
  * stops at once. */
 void uplink_stop(uplink *u, uint32_t timeout_ms, void (*done)(void *user), void *user);
 
+/* Call fn(ev, user) for every engine event before it is sent (telemetry counts them). */
+void uplink_observe(uplink *u, void (*fn)(const engine_event *ev, void *user), void *user);
+/* Send a TelemetrySample while registered, with the echo of the coordinator's last heartbeat
+ * and our drain flag filled in. Returns 0, EF_ENOTCONN while not registered (the sample is
+ * dropped: telemetry is never queued for later), or the send's EF_E*. */
+int uplink_send_telemetry(uplink *u, Edgefleet__TelemetrySample *t);
+
 #endif

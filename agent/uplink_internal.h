@@ -34,9 +34,13 @@ struct uplink {
     void *stop_user;
     backoff backoff;
     outbox *outbox;
-    uv_timer_t tick;  /* heartbeat + liveness, every hb_ms */
-    uv_timer_t retry; /* one-shot: next connection attempt */
-    int closed;       /* timers closed so far */
+    uv_timer_t tick;       /* heartbeat + liveness, every hb_ms */
+    uv_timer_t retry;      /* one-shot: next connection attempt */
+    int closed;            /* timers closed so far */
+    uint64_t echo_unix_ms; /* the coordinator's last Heartbeat.sent_unix_ms */
+    uint64_t echo_at_ms;   /* mono ms when it came */
+    void (*observe)(const engine_event *ev, void *user); /* uplink_observe */
+    void *observe_user;
 };
 
 uint64_t uplink_window_ms(const uplink *u);

@@ -77,7 +77,10 @@ static void dispatch(uplink *u, const envelope *env)
         on_registered(u, env->agent_registered);
         break;
     case EDGEFLEET__ENVELOPE__BODY_HEARTBEAT:
-        break; /* life is all it says */
+        /* Life; and its timestamp, echoed in telemetry, gives the coordinator its RTT. */
+        u->echo_unix_ms = env->heartbeat->sent_unix_ms;
+        u->echo_at_ms = clock_mono_ms();
+        break;
     case EDGEFLEET__ENVELOPE__BODY_REQUEST:
         on_request(u, env->request);
         break;
@@ -185,6 +188,8 @@ void uplink_deliver(uplink *u)
     engine_event *ev = engine_take_events(u->engine);
     while (ev) {
         engine_event *next = ev->next;
+        if (u->observe)
+            u->observe(ev, u->observe_user);
         send_event(u, ev);
         engine_event_free(&ev);
         ev = next;

@@ -221,7 +221,6 @@ static void on_heartbeat(coord *c, const registry_agent *a, const Edgefleet__Hea
                           .draining = hb->draining};
     if (registry_heartbeat(c->registry, id, &load, now) != 0)
         return;
-    telemetry_publish(c, a, hb); /* a heartbeat moves no entry: a is still this agent */
     request_pump(c);
 }
 
@@ -275,6 +274,9 @@ void agents_link_handle(coord *c, const envelope *env, const char *user_id, cons
         break;
     case EDGEFLEET__ENVELOPE__BODY_ERROR:
         request_on_error(c, a, env->error);
+        break;
+    case EDGEFLEET__ENVELOPE__BODY_TELEMETRY:
+        telemetry_on_sample(c, a, env->telemetry);
         break;
     default:
         log_debug("agent %s: %s ignored", a->name, codec_body_name(env));

@@ -38,6 +38,7 @@ typedef struct {
     uint32_t orphan_grace_ms; /* queued requests of a model no agent serves fail after this */
     uint32_t client_stall_ms; /* a client that takes none of its stream this long loses it */
     uint32_t max_resumes;     /* times one request's stream may move to another agent; 0 = never */
+    uint32_t telemetry_window_s; /* seconds of samples kept per device; 0 = 600 */
     /* the HTTP gateway (gateway.h): off unless http_listen is set */
     const char *http_listen;   /* --http HOST:PORT */
     const char *http_tls_cert; /* --http-tls-cert PEM */
@@ -47,6 +48,8 @@ typedef struct {
     uint32_t http_max_body;    /* --http-max-body bytes */
     uint32_t http_max_streams; /* --http-max-streams: requests open on the gateway at once */
 } coord_config;
+
+typedef struct coord_telemetry coord_telemetry; /* telemetry.c */
 
 typedef struct coord {
     coord_config cfg;
@@ -75,6 +78,7 @@ typedef struct coord {
     ratelimit *log_limit;       /* log lines a peer can trigger, per key */
     gateway *gateway;           /* the HTTP gateway, NULL when off */
     metrics *metrics;           /* request counters for /metrics (NULL: none kept) */
+    coord_telemetry *tel;       /* telemetry.c: windows and counters, NULL before telemetry_open */
 } coord;
 
 /* ---- frontend.c: the client endpoint ----------------------------------------------------- */
@@ -108,8 +112,27 @@ void agents_link_cancel(coord *c, agent_id_t agent, ProtobufCBinaryData request_
 /* ---- telemetry.c ------------------------------------------------------------------------- */
 
 int telemetry_open(coord *c, ef_errmsg *em);
-/* One TelemetrySample for an agent that just heartbeat. */
-void telemetry_publish(coord *c, const registry_agent *a, const Edgefleet__Heartbeat *hb);
+/* Free the windows (after the transport is gone). NULL-safe. */
+void telemetry_close(coord *c);
+/* A TelemetrySample from agent a (decoded, untrusted): the coordinator fills its own fields in s
+ * (name, RTT, routed, resumed, queues), keeps it in the agent's window and republishes it. */
+void telemetry_on_sample(coord *c, const registry_agent *a, Edgefleet__TelemetrySample *s);
+/* A request was sent to agent (resumed: its stream moved there from another agent). */
+void telemetry_count_routed(coord *c, const char *agent, int resumed);
+/* The latest sample of a registered agent, as republished (with the coordinator's fields);
+ * NULL when it sent none yet. Valid until the next sample of that agent arrives or it is
+ * evicted: read it on the loop thread and do not keep it. */
+const Edgefleet__TelemetrySample *telemetry_latest(coord *c, agent_id_t id);
+/* Walk the window of one agent by name (NULL = every agent with a window, one after the other),
+ * oldest first, each agent's last `last` samples (0 = all): fn gets each packed TelemetrySample and
+ * the mono ms it arrived; a non-zero return stops that agent's walk. Returns how many samples fn
+ * saw (for one agent). */
+typedef int (*telemetry_sample_fn)(const uint8_t *packed, size_t len, uint64_t arrived_ms,
+                                   void *user);
+size_t telemetry_window_each(coord *c, const char *agent, size_t last, telemetry_sample_fn fn,
+                             void *user);
+/* Drop an agent's window (evicted). */
+void telemetry_forget(coord *c, const char *agent);
 
 /* ---- ops.c: operator commands ------------------------------------------------------------ */
 

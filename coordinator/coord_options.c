@@ -34,6 +34,8 @@ static void usage(FILE *out)
             "  --max-resumes N            times a request whose agent is lost continues on\n"
             "                             another agent before it fails (default 3, 0..15;\n"
             "                             0 = fail at once)\n"
+            "  --telemetry-window-s N     seconds of telemetry samples kept per device for\n"
+            "                             operators' history (default 600)\n"
             "  --http HOST:PORT           serve the OpenAI HTTP API there (off by default);\n"
             "                             HOST is numeric (127.0.0.1, [::1], 0.0.0.0)\n"
             "  --http-tls-cert FILE       PEM certificate chain: HTTPS (with --http-tls-key)\n"
@@ -74,6 +76,7 @@ static const struct option long_options[] = {{"help", no_argument, 0, 'h'},
                                              {"client-stall-ms", required_argument, 0, 's'},
                                              {"client-max", required_argument, 0, 'm'},
                                              {"max-resumes", required_argument, 0, 'r'},
+                                             {"telemetry-window-s", required_argument, 0, 'w'},
                                              {"http", required_argument, 0, 'W'},
                                              {"http-tls-cert", required_argument, 0, 'C'},
                                              {"http-tls-key", required_argument, 0, 'K'},
@@ -99,6 +102,7 @@ static const count_option count_options[] = {
     {'s', "client-stall-ms", 100, 3600000, offsetof(coord_config, client_stall_ms)},
     {'m', "client-max", 1, 1000000, offsetof(coord_config, client_max)},
     {'r', "max-resumes", 0, FLIGHT_RESUMES_MAX, offsetof(coord_config, max_resumes)},
+    {'w', "telemetry-window-s", 10, 86400, offsetof(coord_config, telemetry_window_s)},
     {'B', "http-max-body", 1024, 1L << 30, offsetof(coord_config, http_max_body)},
     {'S', "http-max-streams", 1, 65536, offsetof(coord_config, http_max_streams)},
 };

@@ -194,8 +194,7 @@ int frontend_open(coord *c, ef_errmsg *em)
     const char *subdirs[] = {"operators", "clients"};
     for (size_t i = 0; i < 2; i++) {
         snprintf(dir, sizeof dir, "%s/%s", c->cfg.allow_dir, subdirs[i]);
-        if (transport_allow_dir(c->transport, "clients", dir) != 0 ||
-            transport_allow_dir(c->transport, "telemetry", dir) != 0)
+        if (transport_allow_dir(c->transport, "clients", dir) != 0)
             return errmsg_set(em, EF_ENOMEM, "out of memory registering %s", dir);
     }
     tsock_params p = {.type = ZMQ_ROUTER,

@@ -127,6 +127,7 @@ static int teardown(coord *c)
     int can_close = gateway_close(c) == 0;
     transport_destroy(&c->transport);
     uv_run(c->loop, UV_RUN_NOWAIT); /* close callbacks */
+    telemetry_close(c);
     scheduler_destroy(&c->scheduler);
     registry_destroy(&c->registry);
     peers_destroy(&c->peers);
@@ -149,7 +150,8 @@ int main(int argc, char **argv)
                            .client_max = 64,
                            .orphan_grace_ms = 30000,
                            .client_stall_ms = DELIVERY_STALL_MS,
-                           .max_resumes = 3};
+                           .max_resumes = 3,
+                           .telemetry_window_s = 600};
     int rc = coord_options_parse(argc, argv, &c.cfg);
     if (rc)
         return rc == 1 ? 0 : 2;

@@ -1,14 +1,16 @@
 /* Operator commands on the client endpoint: STATUS (the fleet as the registry and scheduler see
- * it), DRAIN and UNDRAIN (forwarded to the agent as Drain). Only connections whose ZAP User-Id
- * is "operators/<name>" may use them; the refusal is logged. Loop thread. */
+ * it), DRAIN and UNDRAIN (forwarded to the agent as Drain), EVICT and TELEMETRY_HISTORY
+ * (ops_models.c, ops_history.c). Only connections whose ZAP User-Id is "operators/<name>" may
+ * use them; the refusal is logged. MODELS is answered for client keys too. Loop thread. */
 #include "clock.h"
 #include "coord.h"
 #include "log.h"
+#include "ops.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void send_reply(coord *c, const coord_client *client, Edgefleet__OperatorReply *r)
+void ops_send_reply(coord *c, const coord_client *client, Edgefleet__OperatorReply *r)
 {
     envelope env = EDGEFLEET__ENVELOPE__INIT;
     env.body_case = EDGEFLEET__ENVELOPE__BODY_REPLY;
@@ -102,7 +104,7 @@ static void status(coord *c, Edgefleet__OperatorReply *r, const coord_client *cl
         r->status = &fs;
     else
         r->message = "coordinator out of memory";
-    send_reply(c, client, r);
+    ops_send_reply(c, client, r);
     status_parts_free(&parts);
 }
 
@@ -133,6 +135,10 @@ void ops_handle(coord *c, const Edgefleet__OperatorCommand *cmd, const coord_cli
     const char *user_id = client->user_id;
     Edgefleet__OperatorReply r = EDGEFLEET__OPERATOR_REPLY__INIT;
     r.command_id = cmd->command_id;
+    if (cmd->kind == EDGEFLEET__COMMAND_KIND__COMMAND_MODELS) {
+        ops_models(c, &r, client);
+        return;
+    }
     if (strncmp(user_id, "operators/", 10) != 0) {
         uint32_t held = 0;
         if (ratelimit_check(c->log_limit, user_id, clock_mono_ms(), &held))
@@ -140,7 +146,7 @@ void ops_handle(coord *c, const Edgefleet__OperatorCommand *cmd, const coord_cli
                      user_id);
         r.code = EF_EDENIED;
         r.message = "operator commands need a key in the operators allowlist";
-        send_reply(c, client, &r);
+        ops_send_reply(c, client, &r);
         return;
     }
     switch (cmd->kind) {
@@ -152,10 +158,16 @@ void ops_handle(coord *c, const Edgefleet__OperatorCommand *cmd, const coord_cli
         drain(c, &r, cmd->agent_name ? cmd->agent_name : "",
               cmd->kind == EDGEFLEET__COMMAND_KIND__COMMAND_DRAIN, user_id);
         break;
+    case EDGEFLEET__COMMAND_KIND__COMMAND_EVICT:
+        ops_evict(c, &r, cmd->agent_name ? cmd->agent_name : "", user_id);
+        break;
+    case EDGEFLEET__COMMAND_KIND__COMMAND_TELEMETRY_HISTORY:
+        ops_history(c, &r, cmd->agent_name, cmd->last, client);
+        return;
     default:
         r.code = EF_EINVAL;
         r.message = "unknown operator command";
         break;
     }
-    send_reply(c, client, &r);
+    ops_send_reply(c, client, &r);
 }

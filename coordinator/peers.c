@@ -401,3 +401,11 @@ void peers_sweep(coord *c)
     zap_snapshot_destroy(&snap[0]);
     zap_snapshot_destroy(&snap[1]);
 }
+
+int peers_cut(coord *c, peers_link link, const uint8_t *routing_id, size_t len)
+{
+    peer **pp = c->peers ? find_link(c->peers, link, routing_id, len) : NULL;
+    if (!pp || !*pp)
+        return EF_ENOENT;
+    return (*pp)->conn.fd >= 0 ? tsock_conn_cut(&(*pp)->conn) : EF_ENOENT;
+}

@@ -55,6 +55,9 @@ void peers_sweep(coord *c);
  * the first one's answer must not go to it. NULL peers: 1. */
 int peers_holds(const peers *p, peers_link link, const uint8_t *id, size_t len,
                 const char *user_id);
+/* Cut the live connection of routing id on link (operator evict). 0, or EF_ENOENT when none is
+ * known or it is gone already, EF_EIO. */
+int peers_cut(coord *c, peers_link link, const uint8_t *routing_id, size_t len);
 /* Connections known, for tests and status. */
 size_t peers_count(const peers *p);
 

@@ -142,6 +142,8 @@ static int send_placed(coord *c, const sched_dispatch *d, uint64_t now)
     char what[96];
     if (rc == 0) {
         flight_served_by(f, a ? a->name : "?");
+        if (a)
+            telemetry_count_routed(c, a->name, f->n_tokens > 0);
         if (f->n_tokens)
             snprintf(what, sizeof what, "resumed (resume %u, after %zu tokens) -> agent",
                      f->resumes, f->n_tokens);

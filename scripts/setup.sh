@@ -25,6 +25,7 @@ if [ "${1:-}" = "--print" ]; then echo "$PREFIX"; exit 0; fi
 PKGS=(build-essential cmake pkg-config git ca-certificates clang clang-format
       libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev libuv1-dev
       libcjson-dev libinih-dev libcmocka-dev
+      libedit-dev tmux  # edgefleetctl chat (line editing, history); tests drive top and chat in tmux
       libh2o-dev libssl-dev curl openssl prometheus  # the HTTP gateway (h2o on libuv, TLS); curl
                      # drives its tests, promtool checks /metrics
       iproute2   # ip netns + veth: the failover tests partition an agent in a namespace

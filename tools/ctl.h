@@ -36,8 +36,19 @@ int ctl_provision(int argc, char **argv);
 
 /* generate --model M [...] "prompt": stream an answer from the fleet. tools/ctl_generate.c */
 int ctl_generate(int argc, char **argv);
-/* status: the fleet's agents, slots and queues (operator key). tools/ctl_status.c */
+/* status, agents, models, evict AGENT: the fleet as the coordinator sees it (operator key;
+ * models for client keys too). tools/ctl_fleet.c */
 int ctl_status(int argc, char **argv);
+int ctl_agents(int argc, char **argv);
+int ctl_models(int argc, char **argv);
+int ctl_evict(int argc, char **argv);
+/* top, telemetry: the telemetry stream, live per device or as JSON lines. tools/ctl_top.c */
+int ctl_top(int argc, char **argv);
+int ctl_telemetry(int argc, char **argv);
+/* keys list|add|revoke: the coordinator's allowlist files. tools/ctl_keys.c */
+int ctl_keys(int argc, char **argv);
+/* chat --model M: an interactive conversation (libedit). tools/ctl_chat.c */
+int ctl_chat(int argc, char **argv);
 /* drain AGENT / undrain AGENT (operator key). tools/ctl_drain.c */
 int ctl_drain(int argc, char **argv);
 int ctl_undrain(int argc, char **argv);

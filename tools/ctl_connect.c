@@ -2,21 +2,76 @@
 #include "ctl_connect.h"
 
 #include <errno.h>
+#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Where a coordinator runs when nothing says otherwise: this machine's default port. */
 #define CTL_DEFAULT_COORDINATOR "tcp://127.0.0.1:7702"
 
+/* ~/.config/edgefleet/ctl.ini, read once per process; its strings live to the end. */
+static struct {
+    int read;
+    char *coordinator, *server_key, *key, *telemetry;
+} g_ini;
+
+static int on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    (void)user;
+    if (strcmp(section, "ctl") != 0)
+        return 1;
+    char **slot = strcmp(name, "coordinator") == 0  ? &g_ini.coordinator
+                  : strcmp(name, "server_key") == 0 ? &g_ini.server_key
+                  : strcmp(name, "key") == 0        ? &g_ini.key
+                  : strcmp(name, "telemetry") == 0  ? &g_ini.telemetry
+                                                    : NULL;
+    if (!slot) {
+        fprintf(stderr, "edgefleetctl: ctl.ini: unknown key \"%s\" ignored\n", name);
+        return 1;
+    }
+    free(*slot);
+    *slot = strdup(value);
+    return 1;
+}
+
+static void read_ini(void)
+{
+    if (g_ini.read)
+        return;
+    g_ini.read = 1;
+    const char *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
+    char path[1024];
+    if (xdg && *xdg)
+        snprintf(path, sizeof path, "%s/edgefleet/ctl.ini", xdg);
+    else if (home && *home)
+        snprintf(path, sizeof path, "%s/.config/edgefleet/ctl.ini", home);
+    else
+        return;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    int line = ini_parse_file(f, on_ini, NULL);
+    fclose(f);
+    if (line > 0)
+        fprintf(stderr, "edgefleetctl: %s:%d: cannot parse this line\n", path, line);
+}
+
+static const char *pick(const char *env, const char *ini, const char *fallback)
+{
+    const char *v = getenv(env);
+    return v && *v ? v : ini && *ini ? ini : fallback;
+}
+
 void ctl_connect_defaults(ctl_connect_opts *o)
 {
-    const char *v = getenv("EDGEFLEET_COORDINATOR");
-    o->coordinator = v && *v ? v : CTL_DEFAULT_COORDINATOR;
-    v = getenv("EDGEFLEET_SERVER_KEY");
-    o->server_key = v && *v ? v : NULL;
-    v = getenv("EDGEFLEET_KEY");
-    o->key = v && *v ? v : NULL;
+    read_ini();
+    o->coordinator = pick("EDGEFLEET_COORDINATOR", g_ini.coordinator, CTL_DEFAULT_COORDINATOR);
+    o->server_key = pick("EDGEFLEET_SERVER_KEY", g_ini.server_key, NULL);
+    o->key = pick("EDGEFLEET_KEY", g_ini.key, NULL);
+    o->telemetry = pick("EDGEFLEET_TELEMETRY", g_ini.telemetry, NULL);
     o->timeout_ms = 0;
+    o->json = 0;
 }
 
 int ctl_connect_option(ctl_connect_opts *o, int ch, const char *arg, const char *cmd)
@@ -31,6 +86,12 @@ int ctl_connect_option(ctl_connect_opts *o, int ch, const char *arg, const char 
         return 1;
     case CTL_OPT_KEY:
         o->key = arg;
+        return 1;
+    case CTL_OPT_TELEMETRY:
+        o->telemetry = arg;
+        return 1;
+    case CTL_OPT_JSON:
+        o->json = 1;
         return 1;
     case CTL_OPT_TIMEOUT:
         errno = 0;
@@ -54,7 +115,7 @@ int ctl_connect_parse(int argc, char **argv, const char *optstring, int n_args, 
         {"help", no_argument, 0, 'h'}, CTL_CONNECT_LONGOPTS, {0, 0, 0, 0}};
     ctl_connect_defaults(co);
     int ch;
-    optind = 1;
+    optind = 0; /* glibc: a full reset, so a second parse in one process starts afresh */
     while ((ch = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
         int taken = ctl_connect_option(co, ch, optarg, cmd);
         if (taken < 0)

@@ -1,6 +1,8 @@
 /* What every edgefleetctl command that talks to a coordinator shares: the --coordinator,
- * --server-key and --key options (defaults from $EDGEFLEET_COORDINATOR, $EDGEFLEET_SERVER_KEY,
- * $EDGEFLEET_KEY) and the libedgefleet client made from them. */
+ * --server-key, --key, --telemetry, --timeout-ms and --json options (defaults from
+ * $EDGEFLEET_COORDINATOR, $EDGEFLEET_SERVER_KEY, $EDGEFLEET_KEY, $EDGEFLEET_TELEMETRY, else
+ * ~/.config/edgefleet/ctl.ini's [ctl] coordinator, server_key, key, telemetry) and the
+ * libedgefleet client made from them. Flags win over the environment, which wins over the file. */
 #ifndef EF_CTL_CONNECT_H
 #define EF_CTL_CONNECT_H
 
@@ -11,12 +13,21 @@
 #include <stdio.h>
 
 /* getopt_long codes of the common options; commands use codes below 256 for their own. */
-enum { CTL_OPT_COORDINATOR = 256, CTL_OPT_SERVER_KEY, CTL_OPT_KEY, CTL_OPT_TIMEOUT };
+enum {
+    CTL_OPT_COORDINATOR = 256,
+    CTL_OPT_SERVER_KEY,
+    CTL_OPT_KEY,
+    CTL_OPT_TIMEOUT,
+    CTL_OPT_TELEMETRY,
+    CTL_OPT_JSON
+};
 
 #define CTL_CONNECT_LONGOPTS                                      \
     {"coordinator", required_argument, 0, CTL_OPT_COORDINATOR},   \
         {"server-key", required_argument, 0, CTL_OPT_SERVER_KEY}, \
         {"key", required_argument, 0, CTL_OPT_KEY},               \
+        {"telemetry", required_argument, 0, CTL_OPT_TELEMETRY},   \
+        {"json", no_argument, 0, CTL_OPT_JSON},                   \
     {                                                             \
         "timeout-ms", required_argument, 0, CTL_OPT_TIMEOUT       \
     }
@@ -26,6 +37,11 @@ enum { CTL_OPT_COORDINATOR = 256, CTL_OPT_SERVER_KEY, CTL_OPT_KEY, CTL_OPT_TIMEO
     "                           tcp://127.0.0.1:7702)\n"                                      \
     "  --server-key FILE        the coordinator's .pub (default $EDGEFLEET_SERVER_KEY)\n"     \
     "  --key FILE               this client's .key (default $EDGEFLEET_KEY)\n"                \
+    "  --telemetry ENDPOINT     telemetry endpoint (default $EDGEFLEET_TELEMETRY, else the\n" \
+    "                           coordinator's port + 1)\n"                                    \
+    "  --json                   print JSON (one document; JSON lines for streams)\n"          \
+    "  defaults also from ~/.config/edgefleet/ctl.ini: [ctl] coordinator, server_key, key,\n" \
+    "  telemetry\n"                                                                           \
     "  --timeout-ms N           give up after N ms, waiting for the connection and for the\n" \
     "                           answer (default: connect 5000; answer none for generate,\n"   \
     "                           10000 else)\n" CTL_EXIT_USAGE
@@ -34,7 +50,9 @@ typedef struct {
     const char *coordinator;
     const char *server_key;
     const char *key;
+    const char *telemetry; /* NULL = the coordinator's port + 1 */
     unsigned timeout_ms;
+    int json;
 } ctl_connect_opts;
 
 /* Defaults from the environment. */

@@ -3,6 +3,7 @@
 #include "ctl.h"
 #include "ctl_args.h"
 #include "ctl_connect.h"
+#include "ctl_json.h"
 
 #include <string.h>
 
@@ -30,7 +31,14 @@ static int run(int argc, char **argv, int enable)
     if (code != CTL_OK)
         return code;
     rc = ef_client_drain(client, agent, enable);
-    if (rc == 0)
+    if (rc == 0 && co.json) {
+        cJSON *j = cJSON_CreateObject();
+        if (j) {
+            cJSON_AddStringToObject(j, "agent", agent);
+            cJSON_AddStringToObject(j, "result", enable ? "draining" : "undrained");
+        }
+        code = ctl_json_print(j, 0) == 0 ? CTL_OK : CTL_FAILED;
+    } else if (rc == 0)
         printf("agent %s %s\n", agent,
                enable ? "draining: no new work, running requests finish"
                       : "undrained: takes new work");

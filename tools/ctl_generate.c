@@ -4,6 +4,7 @@
 #include "ctl.h"
 #include "ctl_args.h"
 #include "ctl_connect.h"
+#include "ctl_json.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -28,12 +29,45 @@ static int generate_usage(FILE *out)
     return CTL_BAD_ARG;
 }
 
+/* With --json the text is kept for the one document printed at the end. */
+typedef struct {
+    char *text;
+    size_t len;
+} gen_text;
+
 static int on_token(const char *text, size_t len, void *user)
 {
-    (void)user;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
+    gen_text *g = user;
+    if (!g) {
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+        return 0;
+    }
+    char *n = realloc(g->text, g->len + len + 1);
+    if (!n)
+        return 1;
+    memcpy(n + g->len, text, len);
+    g->len += len;
+    n[g->len] = '\0';
+    g->text = n;
     return 0;
+}
+
+static void print_json(const ef_result *res, const gen_text *g, int rc)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return;
+    cJSON_AddStringToObject(j, "text", g->text ? g->text : "");
+    cJSON_AddNumberToObject(j, "status", rc);
+    cJSON_AddStringToObject(j, "error", rc ? ef_err_name(rc) : "");
+    cJSON_AddStringToObject(j, "agent", res->agent);
+    cJSON_AddNumberToObject(j, "prompt_tokens", res->prompt_tokens);
+    cJSON_AddNumberToObject(j, "completion_tokens", res->completion_tokens);
+    cJSON_AddNumberToObject(j, "first_token_ms", res->first_token_ms);
+    cJSON_AddNumberToObject(j, "elapsed_ms", res->elapsed_ms);
+    cJSON_AddNumberToObject(j, "seed", (double)res->seed);
+    ctl_json_print(j, 0);
 }
 
 /* Parse a number of the given kind; 0 on success, -1 (message printed) otherwise. */
@@ -65,8 +99,8 @@ int ctl_generate_parse(int argc, char **argv, ctl_connect_opts *co, const char *
                                          {0, 0, 0, 0}};
     int ch;
     double v = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    optind = 0; /* glibc: a full reset (options may follow the prompt) */
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int taken = ctl_connect_option(co, ch, optarg, "generate");
         if (taken < 0)
             return CTL_BAD_ARG;
@@ -130,9 +164,16 @@ int ctl_generate(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_sigint}, old;
     sigaction(SIGINT, &sa, &old);
     ef_result res;
-    rc = ef_client_generate(client, model, prompt, &gp, on_token, NULL, &res);
+    gen_text g = {0};
+    rc = ef_client_generate(client, model, prompt, &gp, on_token, co.json ? &g : NULL, &res);
     sigaction(SIGINT, &old, NULL);
     g_generating = NULL;
+    if (co.json) {
+        print_json(&res, &g, rc);
+        free(g.text);
+        ef_client_destroy(&client);
+        return rc == 0 ? CTL_OK : rc == EF_EDENIED ? CTL_REFUSED : CTL_FAILED;
+    }
     if (res.tokens_received) {
         /* End the streamed text before the summary on stderr, which is unbuffered. */
         printf("\n");

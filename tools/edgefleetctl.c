@@ -14,9 +14,17 @@ static const ctl_command commands[] = {
      "per-board bundle (key, coordinator.pub, agent.ini); admit the board", ctl_provision},
     {"generate", "generate --model M [...] PROMPT", "stream an answer from the fleet",
      ctl_generate},
-    {"status", "status", "agents, slots, tokens/s, queues (operator key)", ctl_status},
+    {"chat", "chat --model M", "talk with a model, turn by turn (one session)", ctl_chat},
+    {"status", "status", "the fleet's slots, tokens/s and queues (operator key)", ctl_status},
+    {"agents", "agents", "one row per board: state, slots, tokens/s, TTFT, queue, temperature",
+     ctl_agents},
+    {"models", "models", "the models the fleet serves (any key)", ctl_models},
+    {"top", "top [--sort KEY]", "live view, one row per board and the fleet total", ctl_top},
+    {"telemetry", "telemetry [--agent A]", "the telemetry stream as JSON lines", ctl_telemetry},
     {"drain", "drain AGENT", "give AGENT no new work; it finishes what it has", ctl_drain},
     {"undrain", "undrain AGENT", "let AGENT take new work again", ctl_undrain},
+    {"evict", "evict AGENT", "drop AGENT's registration and cut its link", ctl_evict},
+    {"keys", "keys list|add|revoke", "the coordinator's allowlists (on its host)", ctl_keys},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -24,7 +32,7 @@ static const ctl_command commands[] = {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: edgefleetctl COMMAND [ARGS]\n"
+            "usage: edgefleetctl COMMAND [ARGS] (COMMAND --help for its options)\n"
             "commands:\n"
             "  %-30s %s\n",
             "help, --version", "this text; the version");

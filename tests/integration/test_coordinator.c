@@ -452,44 +452,6 @@ static void test_coordinator_restart_agents_are_back_within_two_heartbeats(void 
     assert_int_equal(ef_client_generate(w->client, MODEL, "again", NULL, NULL, NULL, &res), 0);
 }
 
-static void test_telemetry_sample_per_agent_heartbeat(void **state)
-{
-    world *w = *state;
-    assert_int_equal(fx_start_coordinator(&w->f, HB_MS, 3, 8), 0);
-    agent(w, 0, "a1", "a1", 2, 2, 1);
-    assert_int_equal(sa_wait_registered(w->agents[0], 3000), 1);
-    char key_file[512];
-    keys_pair kp;
-    ef_errmsg em;
-    fx_key_path(&w->f, "cli", "key", key_file, sizeof key_file);
-    assert_int_equal(keys_load_pair(key_file, &kp, &em), 0);
-    void *ctx = zmq_ctx_new();
-    void *sub = zmq_socket(ctx, ZMQ_SUB);
-    assert_int_equal(transport_setup_client_socket(sub, &kp, w->f.coord_keys.public_z85, 0), 0);
-    assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "telemetry.a1", 12), 0);
-    assert_int_equal(zmq_connect(sub, w->f.telemetry_ep), 0);
-    int timeout = 3000;
-    zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    char topic[64] = "";
-    uint8_t buf[4096];
-    int n = zmq_recv(sub, topic, sizeof topic - 1, 0);
-    assert_true(n > 0);
-    topic[n] = '\0';
-    assert_string_equal(topic, "telemetry.a1");
-    n = zmq_recv(sub, buf, sizeof buf, 0);
-    assert_true(n > 0);
-    envelope *env = NULL;
-    assert_int_equal(codec_decode(buf, (size_t)n, 0, &env), 0);
-    assert_int_equal(env->body_case, EDGEFLEET__ENVELOPE__BODY_TELEMETRY);
-    assert_string_equal(env->telemetry->agent_name, "a1");
-    assert_int_equal(env->telemetry->total_slots, 2);
-    codec_free(&env);
-    int linger = 0;
-    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(sub);
-    zmq_ctx_term(ctx);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,7 +477,6 @@ int main(void)
             test_batch_is_sharded_by_capacity_and_every_item_comes_back_once, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_coordinator_restart_agents_are_back_within_two_heartbeats, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_telemetry_sample_per_agent_heartbeat, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,6 +75,7 @@ static void test_a_full_config_parses_to_its_values(void **state)
                               "server_key = /etc/edgefleet/coord.pub\n"
                               "key = /etc/edgefleet/agent.key\n"
                               "heartbeat_ms = 500\n"
+                              "telemetry_ms = 2500\n"
                               "drain_timeout_ms = 12000\n"
                               "log_level = debug\n"
                               "\n"
@@ -96,6 +97,7 @@ static void test_a_full_config_parses_to_its_values(void **state)
     assert_string_equal(c->server_key, "/etc/edgefleet/coord.pub");
     assert_string_equal(c->key, "/etc/edgefleet/agent.key");
     assert_int_equal(c->heartbeat_ms, 500);
+    assert_int_equal(c->telemetry_ms, 2500);
     assert_int_equal(c->drain_timeout_ms, 12000);
     assert_true(c->has_log_level);
     assert_int_equal(c->level, LOG_DEBUG);
@@ -160,6 +162,7 @@ static void test_a_bad_number_names_the_key_and_its_range(void **state)
         {"[model m]\npath = /m\nthreads = 4x\n", 3, "bad value \"4x\" for \"threads\""},
         {"[model m]\npath = /m\nbatch =\n", 3, "bad value \"\" for \"batch\""},
         {"[agent]\nheartbeat_ms = 5\n", 2, "bad value \"5\" for \"heartbeat_ms\""},
+        {"[agent]\ntelemetry_ms = 50\n", 2, "bad value \"50\" for \"telemetry_ms\""},
         {"[agent]\nlog_level = loud\n", 2, "bad value \"loud\" for \"log_level\""},
         {"[agent]\ndrain_timeout_ms = soon\n", 2, "bad value \"soon\" for \"drain_timeout_ms\""},
         {"[model m]\nbackend = cuda\n", 2, "bad value \"cuda\" for \"backend\""},

@@ -17,9 +17,9 @@ int fx_setup(fleet_fixture *f)
     snprintf(f->keys, sizeof f->keys, "%s/keys", f->dir);
     snprintf(f->allow, sizeof f->allow, "%s/allow", f->dir);
     snprintf(f->log, sizeof f->log, "%s/coordinator.log", f->dir);
-    const char *subs[] = {"", "/agents", "/clients", "/operators"};
+    const char *subs[] = {"", "/agents", "/clients", "/operators", "/telemetry"};
     mkdir(f->keys, 0700);
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         char p[400];
         snprintf(p, sizeof p, "%s%s", f->allow, subs[i]);
         if (mkdir(p, 0755) != 0)

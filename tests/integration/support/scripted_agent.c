@@ -85,6 +85,24 @@ static void send_heartbeat(scripted_agent *sa)
     env.body_case = EDGEFLEET__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
     send_env(sa, &env);
+    /* And a telemetry sample with each heartbeat (a real agent has its own interval). */
+    Edgefleet__ModelTelemetry mt = EDGEFLEET__MODEL_TELEMETRY__INIT;
+    Edgefleet__ModelTelemetry *mts[1] = {&mt};
+    mt.model = sa->model;
+    mt.busy_slots = ml.busy_slots;
+    mt.total_slots = ml.total_slots;
+    Edgefleet__TelemetrySample ts = EDGEFLEET__TELEMETRY_SAMPLE__INIT;
+    ts.agent_name = "not-its-name"; /* the coordinator names the sample after the key */
+    ts.unix_ms = clock_unix_ms();
+    ts.interval_ms = sa->p.heartbeat_ms;
+    ts.busy_slots = ml.busy_slots;
+    ts.total_slots = ml.total_slots;
+    ts.models = mts;
+    ts.n_models = 1;
+    envelope tenv = EDGEFLEET__ENVELOPE__INIT;
+    tenv.body_case = EDGEFLEET__ENVELOPE__BODY_TELEMETRY;
+    tenv.telemetry = &ts;
+    send_env(sa, &tenv);
 }
 
 static void send_done(scripted_agent *sa, const uint8_t *id, int finish, uint32_t tokens)
