@@ -116,6 +116,97 @@ static void agents_part(text *t, coord *c)
         }
 }
 
+/* One gauge family from each board's latest telemetry sample (telemetry.c), when it has one. */
+typedef double (*sample_value)(const Edgefleet__TelemetrySample *s, int *present);
+
+static void sample_family(text *t, coord *c, const char *name, const char *help, sample_value v)
+{
+    char a[520];
+    family(t, name, "gauge", help);
+    for (size_t i = 0; i < registry_count(c->registry); i++) {
+        const registry_agent *ag = registry_at(c->registry, i);
+        const Edgefleet__TelemetrySample *s = telemetry_latest(c, ag->id);
+        int present = 1;
+        double x = s ? v(s, &present) : 0;
+        if (s && present)
+            put(t, "%s{agent=\"%s\"} %g\n", name, esc(ag->name, a), x);
+    }
+}
+
+static double v_gen(const Edgefleet__TelemetrySample *s, int *p) { return (void)p, s->gen_tps; }
+static double v_prompt(const Edgefleet__TelemetrySample *s, int *p)
+{
+    return (void)p, s->prompt_tps;
+}
+static double v_ttft50(const Edgefleet__TelemetrySample *s, int *p)
+{
+    *p = s->ttft_count > 0;
+    return s->ttft_p50_ms / 1000.0;
+}
+static double v_ttft95(const Edgefleet__TelemetrySample *s, int *p)
+{
+    *p = s->ttft_count > 0;
+    return s->ttft_p95_ms / 1000.0;
+}
+static double v_rss(const Edgefleet__TelemetrySample *s, int *p)
+{
+    return (void)p, (double)s->rss_bytes;
+}
+static double v_avail(const Edgefleet__TelemetrySample *s, int *p)
+{
+    *p = s->available_memory_bytes > 0 || s->free_memory_bytes > 0;
+    return (double)(s->available_memory_bytes ? s->available_memory_bytes : s->free_memory_bytes);
+}
+static double v_load(const Edgefleet__TelemetrySample *s, int *p) { return (void)p, s->cpu_load1; }
+static double v_busy(const Edgefleet__TelemetrySample *s, int *p) { return (void)p, s->cpu_busy; }
+static double v_temp(const Edgefleet__TelemetrySample *s, int *p)
+{
+    *p = s->has_temperature;
+    return s->temperature_c;
+}
+static double v_rtt(const Edgefleet__TelemetrySample *s, int *p)
+{
+    *p = s->rtt_ms > 0;
+    return s->rtt_ms / 1000.0;
+}
+static double v_queued(const Edgefleet__TelemetrySample *s, int *p)
+{
+    return (void)p, (double)s->queued;
+}
+static double v_uptime(const Edgefleet__TelemetrySample *s, int *p)
+{
+    return (void)p, (double)s->uptime_ms / 1000.0;
+}
+
+static void samples_part(text *t, coord *c)
+{
+    sample_family(t, c, "edgefleet_agent_generation_tokens_per_second",
+                  "Tokens the board generated per second over its last telemetry interval (all "
+                  "slots; 0 when idle)",
+                  v_gen);
+    sample_family(t, c, "edgefleet_agent_prompt_evaluation_tokens_per_second",
+                  "Prompt tokens the board evaluated per second over its last interval", v_prompt);
+    sample_family(t, c, "edgefleet_agent_ttft_p50_seconds",
+                  "Median time to first token on the board over its last interval", v_ttft50);
+    sample_family(t, c, "edgefleet_agent_ttft_p95_seconds",
+                  "95th percentile time to first token on the board over its last interval",
+                  v_ttft95);
+    sample_family(t, c, "edgefleet_agent_queued_requests",
+                  "Requests the board accepted that wait for its inference thread", v_queued);
+    sample_family(t, c, "edgefleet_agent_resident_memory_bytes", "The agent process's RSS", v_rss);
+    sample_family(t, c, "edgefleet_agent_available_memory_bytes", "Memory available on the board",
+                  v_avail);
+    sample_family(t, c, "edgefleet_agent_load1", "The board's 1-minute load average", v_load);
+    sample_family(t, c, "edgefleet_agent_cpu_busy_ratio",
+                  "Fraction of the board's CPU time not idle over the last interval", v_busy);
+    sample_family(t, c, "edgefleet_agent_temperature_celsius",
+                  "Hottest thermal zone of the board (absent when it has none)", v_temp);
+    sample_family(t, c, "edgefleet_agent_link_rtt_seconds",
+                  "Round-trip time of the board's link to the coordinator", v_rtt);
+    sample_family(t, c, "edgefleet_agent_uptime_seconds", "Seconds the agent process has run",
+                  v_uptime);
+}
+
 static void queues_part(text *t, coord *c)
 {
     char m[520];
@@ -199,6 +290,7 @@ int gw_on_metrics(void *user, h2o_req_t *req)
     put(&t, "edgefleet_build_info{version=\"%d.%d.%d\"} 1\n", EF_VERSION_MAJOR, EF_VERSION_MINOR,
         EF_VERSION_PATCH);
     agents_part(&t, g->c);
+    samples_part(&t, g->c);
     queues_part(&t, g->c);
     requests_part(&t, g->c);
     family(&t, "edgefleet_http_connections", "gauge", "Open connections to the HTTP listener");

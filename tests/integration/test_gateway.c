@@ -222,7 +222,8 @@ static void start_agent(gw *w, int i, const char *key, int slots)
     fx_key_path(&w->f, key, "key", keyp, sizeof keyp);
     fx_key_path(&w->f, "coordinator", "pub", server, sizeof server);
     snprintf(text, sizeof text,
-             "[agent]\ncoordinator = %s\nserver_key = %s\nkey = %s\nheartbeat_ms = %d\n"
+             "[agent]\ncoordinator = %s\nserver_key = %s\nkey = %s\nheartbeat_ms = "
+             "%d\ntelemetry_ms = 300\n"
              "[model " MODEL "]\npath = %s\nctx = 2048\nslots = %d\nthreads = 1\n"
              "chat_template = chatml\n",
              w->f.agents_ep, server, keyp, HB_MS, w->model_path, slots);
@@ -626,6 +627,15 @@ static void test_metrics_pass_promtool_count_tokens_and_feed_the_dashboard(void 
                 SLOTS);
     assert_true(metric(r.body, "edgefleet_time_to_first_token_seconds_count{model=\"" MODEL
                                "\"}") >= done0 + 1);
+    /* the boards' own telemetry is there too, once a sample came */
+    const char *rss = "edgefleet_agent_resident_memory_bytes{agent=\"board0\"}";
+    for (int waited = 0; waited < 5000 && metric(r.body, rss) <= 0; waited += 200) {
+        ts_sleep_ms(200);
+        resp_free(&r);
+        r = curl(w, "%s '%s/metrics'", auth_a(), w->base);
+    }
+    assert_true(metric(r.body, rss) > 0);
+    assert_true(metric(r.body, "edgefleet_agent_uptime_seconds{agent=\"board1\"}") > 0);
     /* Prometheus's own parser accepts it */
     char path[400], cmd[600];
     snprintf(path, sizeof path, "%s/metrics.txt", w->f.dir);
