@@ -334,6 +334,7 @@ static void coord_down(void)
     tsock_destroy(&c->agents);
     tsock_destroy(&c->clients);
     tsock_destroy(&c->telemetry);
+    telemetry_close(c);
     transport_destroy(&c->transport);
     uv_run(&loop, UV_RUN_NOWAIT); /* close callbacks */
     scheduler_destroy(&c->scheduler);
