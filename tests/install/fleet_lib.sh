@@ -5,7 +5,8 @@
 ef_free_base() {
     local base
     for _ in $(seq 1 50); do
-        base=$((20000 + RANDOM % 40000))
+        # below Linux's ephemeral range (32768-60999): a port there may be any connection's
+        base=$((20000 + RANDOM % 12000))
         ss -ltn 2>/dev/null | grep -qE ":($base|$((base + 1))|$((base + 2)))\b" || { echo "$base"; return 0; }
     done
     return 1
@@ -14,7 +15,8 @@ ef_free_base() {
 ef_wait_agent() {
     local ctl=$1 name=$2 p
     shift 2
-    for _ in $(seq 1 300); do
+    local until=$((SECONDS + 30))
+    while [ "$SECONDS" -lt "$until" ]; do
         "$ctl" status --timeout-ms 1000 2>/dev/null | grep -qE "^ *$name\b" && return 0
         for p in "$@"; do kill -0 "$p" 2>/dev/null || return 1; done
         sleep 0.1

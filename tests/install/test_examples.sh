@@ -73,24 +73,25 @@ INI
 "$bin/edgefleet-agent" --config "$tmp/agent.ini" >"$tmp/agent.log" 2>&1 &
 pids+=($!)
 export EDGEFLEET_COORDINATOR=tcp://127.0.0.1:$((base + 1)) EDGEFLEET_SERVER_KEY=$tmp/keys/coordinator.pub
-EDGEFLEET_KEY=$tmp/keys/ops.key ef_wait_agent "$ctl" board-1 || fail "the agent did not register"
+EDGEFLEET_KEY=$tmp/keys/ops.key ef_wait_agent "$ctl" board-1 "${pids[@]}" ||
+    fail "the agent did not register (or a daemon exited)"
 export EDGEFLEET_KEY=$tmp/keys/app.key
 
 for kind in pc cm; do
     d=$tmp/$kind
-    "$d/stream" stories "Once upon a time" >"$tmp/out" 2>"$tmp/err" || fail "$kind/stream: $(cat "$tmp/err")"
+    timeout 60 "$d/stream" stories "Once upon a time" >"$tmp/out" 2>"$tmp/err" || fail "$kind/stream: $(cat "$tmp/err")"
     [ -s "$tmp/out" ] || fail "$kind/stream printed no text"
     grep -qE '^\[agent board-1, [1-9][0-9]* tokens, finish (length|stop)\]$' "$tmp/err" ||
         fail "$kind/stream summary: $(cat "$tmp/err")"
 
-    "$d/chat" stories >"$tmp/out" 2>"$tmp/err" || fail "$kind/chat: $(cat "$tmp/err")"
+    timeout 60 "$d/chat" stories >"$tmp/out" 2>"$tmp/err" || fail "$kind/chat: $(cat "$tmp/err")"
     t1=$(grep -E '^\[turn 1: agent board-1, [1-9][0-9]* tokens' "$tmp/err") || fail "$kind/chat turn 1: $(cat "$tmp/err")"
     t2=$(grep -E '^\[turn 2: agent board-1, [1-9][0-9]* tokens' "$tmp/err") || fail "$kind/chat turn 2: $(cat "$tmp/err")"
     [[ $t2 =~ prompt\ ([0-9]+)\ evaluated\ of\ ([0-9]+) ]] || fail "$kind/chat: '$t2'"
     ((BASH_REMATCH[1] < BASH_REMATCH[2])) || fail "$kind/chat turn 2 reused no cache: '$t2' (turn 1 '$t1')"
     echo "test_examples: $kind/chat $t2"
 
-    "$d/batch" stories >"$tmp/out" 2>"$tmp/err" || fail "$kind/batch: $(cat "$tmp/err")"
+    timeout 60 "$d/batch" stories >"$tmp/out" 2>"$tmp/err" || fail "$kind/batch: $(cat "$tmp/err")"
     grep -q '^\[6 of 6 items answered, 0 failed' "$tmp/err" || fail "$kind/batch: $(cat "$tmp/err")"
     n=$(grep -oE '^item [0-5]: agent board-1, [1-9][0-9]* tokens' "$tmp/out" | cut -d: -f1 | sort -u | wc -l)
     [ "$n" -eq 6 ] || fail "$kind/batch reported $n distinct items: $(cat "$tmp/out")"
