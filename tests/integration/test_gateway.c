@@ -143,27 +143,28 @@ static cJSON *parse_ok(const char *text)
     return j;
 }
 
-static const char *jstr(const cJSON *o, const char *path)
+/* The item at "a.b.0.c" (objects by name, arrays by index), or NULL. */
+static const cJSON *jat(const cJSON *o, const char *path)
 {
-    /* "a.b.0.c": objects by name, arrays by index */
     char buf[128];
     snprintf(buf, sizeof buf, "%s", path);
     const cJSON *cur = o;
     for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
         cur = (*tok >= '0' && *tok <= '9') ? cJSON_GetArrayItem(cur, atoi(tok))
                                            : cJSON_GetObjectItemCaseSensitive(cur, tok);
-    return cJSON_IsString(cur) ? cur->valuestring : NULL;
+    return cur;
+}
+
+static const char *jstr(const cJSON *o, const char *path)
+{
+    const cJSON *it = jat(o, path);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
 static double jnum(const cJSON *o, const char *path)
 {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
-        cur = (*tok >= '0' && *tok <= '9') ? cJSON_GetArrayItem(cur, atoi(tok))
-                                           : cJSON_GetObjectItemCaseSensitive(cur, tok);
-    return cJSON_IsNumber(cur) ? cur->valuedouble : -1;
+    const cJSON *it = jat(o, path);
+    return cJSON_IsNumber(it) ? it->valuedouble : -1;
 }
 
 /* The SSE body of a streamed answer: every data event parsed, text joined, the last finish
