@@ -5,6 +5,12 @@
 #
 #   scripts/setup.sh            packages + llama.cpp
 #   scripts/setup.sh --print    print the llama.cpp prefix (for -DLLAMA_CPP_DIR=) and exit
+#   scripts/setup.sh --arch arm64 [--arm-arch MARCH]
+#                               also the aarch64 cross toolchain, qemu-user, the arm64 multiarch
+#                               -dev packages and llama.cpp cross-built for aarch64 (own prefix).
+#                               MARCH (-march) defaults to armv8-a, which every 64-bit ARM board
+#                               runs; armv8.2-a+dotprod+fp16 is faster on A55/A76/A78 boards.
+#                               --print with --arch arm64 prints the arm64 prefix.
 set -euo pipefail
 
 NODE_LLAMA_CPP_VERSION=3.22.1
@@ -19,7 +25,24 @@ fail() { echo "setup: FAILED at step '$step': $*" >&2; exit 1; }
 trap 'rc=$?; [ $rc -eq 0 ] || echo "setup: FAILED at step \"$step\" (exit $rc); see the output above" >&2' EXIT
 say() { echo "setup: $*"; }
 
-if [ "${1:-}" = "--print" ]; then echo "$PREFIX"; exit 0; fi
+ARCH=host ARM_ARCH=${EF_ARM_ARCH:-armv8-a} PRINT=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --print) PRINT=1 ;;
+    --arch) ARCH=${2:?--arch needs a value}; shift ;;
+    --arm-arch) ARM_ARCH=${2:?--arm-arch needs a value}; shift ;;
+    *) echo "setup: unknown argument '$1' (see the head of $0)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$ARCH" in host|arm64) ;; *) echo "setup: --arch: only arm64 is supported" >&2; exit 2 ;; esac
+# The default -march gets prefix-arm64; any other gets its own prefix, so both can coexist.
+PREFIX_ARM64=$LLAMA_ROOT/prefix-arm64
+[ "$ARM_ARCH" = armv8-a ] || PREFIX_ARM64=$LLAMA_ROOT/prefix-arm64-$ARM_ARCH
+if [ $PRINT = 1 ]; then
+  if [ "$ARCH" = arm64 ]; then echo "$PREFIX_ARM64"; else echo "$PREFIX"; fi
+  exit 0
+fi
 
 # Debian packages. Names only; apt resolves versions from the Debian 12 archive.
 PKGS=(build-essential cmake pkg-config git ca-certificates clang clang-format
@@ -65,10 +88,8 @@ else
   say "openai@$OPENAI_JS_VERSION (npm): present"
 fi
 
-if [ -f "$STAMP" ]; then
-  say "llama.cpp: using $(cat "$STAMP") at $PREFIX (already built)"
-  exit 0
-fi
+# The pinned llama.cpp source tree in the cache (shared by the host and the arm64 builds).
+fetch_llama_source() {
 
 mkdir -p "$LLAMA_ROOT"
 TGZ=$LLAMA_ROOT/node-llama-cpp-$NODE_LLAMA_CPP_VERSION.tgz
@@ -101,6 +122,9 @@ fi
 tag=$(sed -n 's/.*"tag": *"\([^"]*\)".*/\1/p' "$LLAMA_ROOT/bundle/package/llama/llama.cpp.info.json" 2>/dev/null || true)
 rev=$(git -C "$LLAMA_ROOT/src" rev-parse --short=12 HEAD)
 DESC="llama.cpp ${tag:-?} (bundle commit $rev, from node-llama-cpp@$NODE_LLAMA_CPP_VERSION)"
+}
+
+build_host_llama() {
 
 # Static, CPU only. Only the libraries plus the three tools the benchmarks compare against
 # (llama-bench, llama-batched-bench, llama-quantize): no curl, no server, no examples.
@@ -134,3 +158,15 @@ mkdir -p "$PREFIX/share/llama.cpp"
 cp -r "$LLAMA_ROOT/src/models/ggml-vocab-qwen2.gguf" "$LLAMA_ROOT/src/models/templates" "$PREFIX/share/llama.cpp/" 2>/dev/null || true
 echo "$DESC" >"$STAMP"
 say "llama.cpp: built $DESC into $PREFIX"
+}
+
+if [ -f "$STAMP" ]; then
+  say "llama.cpp: using $(cat "$STAMP") at $PREFIX (already built)"
+else
+  fetch_llama_source
+  build_host_llama
+fi
+
+[ "$ARCH" = arm64 ] || exit 0
+# shellcheck source=scripts/setup-arm64.sh
+. "$(dirname "$0")/setup-arm64.sh"
