@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The arm64 cross build and its tests under qemu-user: set-up (idempotent; --arch arm64), the
+# cross build in build-arm64/, then the tests that run in one process under qemu-aarch64 (ctest
+# runs them through CMAKE_CROSSCOMPILING_EMULATOR, see cmake/aarch64-linux-gnu.cmake): every unit
+# test, and the real-model engine tests plus CURVE transport. Tests that start other binaries
+# (the agent, a fleet) are left out: without binfmt_misc an emulated process cannot exec another.
+#   scripts/test-arm64.sh                                  generic armv8-a build
+#   EF_ARM_ARCH=armv8.2-a+dotprod+fp16 scripts/test-arm64.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --arch arm64 --arm-arch "${EF_ARM_ARCH:-armv8-a}"
+dir=$(EF_ARCH=arm64 scripts/build.sh)
+jobs=$(nproc 2>/dev/null || echo 2)
+file "$dir/agent/edgefleet-agent" | grep -q "ARM aarch64" \
+  || { echo "test-arm64: $dir/agent/edgefleet-agent is not an aarch64 binary" >&2; exit 1; }
+echo "test-arm64: running ctest in $dir under qemu-aarch64 (unit + real-model engine tests)"
+ctest --test-dir "$dir" --output-on-failure -j "$jobs" \
+  -R '^(test_llama_basics|test_engine|test_backend_step|test_determinism|test_transport)$'
+ctest --test-dir "$dir" --output-on-failure -j "$jobs" -L unit
