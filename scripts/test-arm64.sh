@@ -4,6 +4,7 @@
 # runs them through CMAKE_CROSSCOMPILING_EMULATOR, see cmake/aarch64-linux-gnu.cmake): every unit
 # test, and the real-model engine tests plus CURVE transport. Tests that start other binaries
 # (the agent, a fleet) are left out: without binfmt_misc an emulated process cannot exec another.
+# Last, the arm64 .debs (agent, tools, lib, dev; no coordinator) with cpack.
 #   scripts/test-arm64.sh                                  generic armv8-a build
 #   EF_ARM_ARCH=armv8.2-a+dotprod+fp16 scripts/test-arm64.sh
 set -euo pipefail
@@ -17,3 +18,22 @@ echo "test-arm64: running ctest in $dir under qemu-aarch64 (unit + real-model en
 ctest --test-dir "$dir" --output-on-failure -j "$jobs" \
   -R '^(test_llama_basics|test_engine|test_backend_step|test_determinism|test_transport)$'
 ctest --test-dir "$dir" --output-on-failure -j "$jobs" -L unit
+
+# The arm64 .debs (cpack with the cross build; dpkg-shlibdeps reads the arm64 multiarch libs):
+# each must say arm64 and carry aarch64 ELF files. Not installed here (the host is amd64).
+debs=$dir/debs
+rm -rf "$debs"
+echo "test-arm64: cpack -G DEB into $debs"
+cpack -G DEB --config "$dir/CPackConfig.cmake" -B "$debs" >"$dir/cpack.log" 2>&1 \
+  || { tail -20 "$dir/cpack.log" >&2; echo "test-arm64: cpack FAILED (log: $dir/cpack.log)" >&2; exit 1; }
+n=0
+for deb in "$debs"/*.deb; do
+  [ "$(dpkg-deb -f "$deb" Architecture)" = arm64 ] || { echo "test-arm64: $deb is not arm64" >&2; exit 1; }
+  n=$((n + 1))
+done
+[ "$n" -eq 4 ] || { echo "test-arm64: expected 4 .debs (agent, tools, lib, dev), got $n" >&2; exit 1; }
+x=$(mktemp -d) && dpkg-deb -x "$debs"/edgefleet-agent_*_arm64.deb "$x"
+file "$x/usr/bin/edgefleet-agent" | grep -q "ARM aarch64" \
+  || { echo "test-arm64: the arm64 .deb's edgefleet-agent is not aarch64" >&2; exit 1; }
+rm -rf "$x"
+echo "test-arm64: $n arm64 .debs: $(cd "$debs" && echo *.deb)"
