@@ -3,7 +3,8 @@
 #   scripts/build.sh                 gcc (or $CC), RelWithDebInfo, build/
 #   EF_SANITIZE=1 scripts/build.sh   ASan+UBSan, build-asan/
 #   EF_ARCH=arm64 scripts/build.sh   aarch64 cross build (agent, library, edgefleetctl, their
-#                                    tests; no coordinator), build-arm64/; needs
+#                                    tests; no coordinator), build-arm64/ (build-arm64-MARCH
+#                                    for EF_ARM_ARCH=MARCH); needs
 #                                    scripts/setup.sh --arch arm64 (EF_ARM_ARCH as there)
 # Assumes scripts/setup.sh has run (test.sh and demo.sh run it first).
 set -euo pipefail
@@ -14,8 +15,12 @@ flags=()
 if [ "${EF_SANITIZE:-0}" = 1 ]; then dir=build-asan; flags+=(-DEF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug); fi
 [ -n "${CC:-}" ] && dir="$dir-$(basename "$CC")"
 if [ "${EF_ARCH:-}" = arm64 ]; then
-  [ -z "${CC:-}" ] && [ "${EF_SANITIZE:-0}" != 1 ] || { echo "build: EF_ARCH=arm64 takes neither CC nor EF_SANITIZE" >&2; exit 2; }
+  if [ "${EF_SANITIZE:-0}" = 1 ]; then echo "build: EF_ARCH=arm64 has no EF_SANITIZE build" >&2; exit 2; fi
+  # The toolchain file names the compiler (aarch64-linux-gnu-gcc); a CC from the environment
+  # is not used.
+  # Another -march gets its own directory: llama.cpp's libraries are found once per directory.
   dir=build-arm64
+  [ "${EF_ARM_ARCH:-armv8-a}" = armv8-a ] || dir=build-arm64-$EF_ARM_ARCH
   flags+=(-DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake"
           -DLLAMA_CPP_DIR="$(scripts/setup.sh --arch arm64 --print)"
           -DEF_BUILD_COORDINATOR=OFF -DEF_BUILD_BENCH=OFF)

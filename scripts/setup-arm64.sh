@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: step, say and fail belong to scripts/setup.sh
 # Sourced by scripts/setup.sh --arch arm64 (after the host set-up; uses its variables and helpers):
 # Debian's aarch64 cross toolchain, qemu-user to run the tests, the arm64 multiarch -dev packages
 # the agent, libedgefleet and their tests link, and llama.cpp cross-built static for aarch64.
