@@ -7,8 +7,10 @@ include(CMakePackageConfigHelpers)
 
 # Components are the Debian packages (cmake/package.cmake): agent, coordinator, tools, lib, dev.
 install(TARGETS edgefleet-agent RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT agent)
-install(TARGETS edgefleet-coordinator
-  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT coordinator)
+if(EF_BUILD_COORDINATOR)
+  install(TARGETS edgefleet-coordinator
+    RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT coordinator)
+endif()
 install(TARGETS edgefleetctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
 install(TARGETS edgefleet
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT lib NAMELINK_SKIP)

@@ -12,7 +12,11 @@ include(GNUInstallDirs)
 
 # The units name /usr/bin (the packages' prefix); another install prefix gets its own bindir.
 # Done at install time, as CMAKE_INSTALL_PREFIX may be given then (cmake --install --prefix).
-foreach(daemon agent coordinator)
+set(ef_daemons agent)
+if(EF_BUILD_COORDINATOR)
+  list(APPEND ef_daemons coordinator)
+endif()
+foreach(daemon ${ef_daemons})
   set(unit edgefleet-${daemon}.service)
   install(CODE "
     file(READ \"${CMAKE_SOURCE_DIR}/deploy/${unit}\" ef_unit)
@@ -35,7 +39,11 @@ set(CPACK_INSTALL_PREFIX /usr)
 # DESTDIR staging, so CMAKE_INSTALL_PREFIX is /usr while installing (the units' rewrite reads it).
 set(CPACK_SET_DESTDIR ON)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
-set(CPACK_COMPONENTS_ALL agent coordinator tools lib dev)
+set(CPACK_COMPONENTS_ALL ${ef_daemons} tools lib dev)
+# A cross build's packages are for its target (the host's dpkg would say amd64).
+if(CMAKE_CROSSCOMPILING AND CMAKE_SYSTEM_PROCESSOR STREQUAL "aarch64")
+  set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE arm64)
+endif()
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
