@@ -225,7 +225,7 @@ static void start_agent(gw *w, int i, const char *key, int slots)
     snprintf(text, sizeof text,
              "[agent]\ncoordinator = %s\nserver_key = %s\nkey = %s\nheartbeat_ms = "
              "%d\ntelemetry_ms = 300\n"
-             "[model " MODEL "]\npath = %s\nctx = 2048\nslots = %d\nthreads = 1\n"
+             "[model " MODEL "]\npath = %s\nctx = 8192\nslots = %d\nthreads = 1\n"
              "chat_template = chatml\n",
              w->f.agents_ep, server, keyp, HB_MS, w->model_path, slots);
     write_file(ini, text);
@@ -709,7 +709,9 @@ static int busy_slots(const fleet_fixture *f)
 
 /* A client that sends its request and then reads nothing (a tiny receive window, never read):
  * what waits for it is bounded (the gateway's buffer, then the fleet's delivery backlog), and
- * after --client-stall-ms its request is cancelled on the board, whose slot is free again. */
+ * after --client-stall-ms its request is cancelled on the board, whose slot is free again. The
+ * answer (8,000 tokens, ctx 8192) must outlast what the buffers hold plus --client-stall-ms of
+ * generation on a fast idle box (1,900 tokens once finished first: the stall never came). */
 static void test_a_client_that_stops_reading_is_bounded_then_cancelled(void **state)
 {
     gw *w = *state;
@@ -721,7 +723,7 @@ static void test_a_client_that_stops_reading_is_bounded_then_cancelled(void **st
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    const char *body = "{\"model\":\"" MODEL "\",\"prompt\":\"Once\",\"max_tokens\":1900,"
+    const char *body = "{\"model\":\"" MODEL "\",\"prompt\":\"Once\",\"max_tokens\":8000,"
                        "\"temperature\":0,\"stream\":true}";
     char req[1024];
     int n = snprintf(req, sizeof req,
