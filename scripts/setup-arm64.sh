@@ -16,7 +16,8 @@ fi
 ARM_PKGS=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
           libc6-dev:arm64 libstdc++-12-dev:arm64
           libzmq3-dev:arm64 libprotobuf-c-dev:arm64 libsodium-dev:arm64 libuv1-dev:arm64
-          libcjson-dev:arm64 libinih-dev:arm64 libcmocka-dev:arm64)
+          libcjson-dev:arm64 libinih-dev:arm64 libcmocka-dev:arm64
+          libedit-dev:arm64)  # edgefleetctl chat
 step="apt packages (arm64)"
 missing=()
 for p in "${ARM_PKGS[@]}"; do
