@@ -48,35 +48,12 @@ typedef struct {
 
 /* ---- set-up ---------------------------------------------------------------------------------- */
 
-/* A free loopback port: bind port 0, read it back, close. The coordinator binds it a moment
- * later; another process taking it in between would only make this run fail, loudly. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 static int fleet_keys(const cbench_opts *o, fleet *fl)
 {
     char sub[4300];
     snprintf(fl->dir, sizeof fl->dir, "%s/fleet", o->work_dir);
-    snprintf(fl->allow, sizeof fl->allow, "%s/allow", fl->dir);
-    if (mkdir(fl->dir, 0700) != 0 || mkdir(fl->allow, 0700) != 0)
+    if (bench_fleet_dirs(fl->dir, fl->allow, sizeof fl->allow) != 0)
         return EF_EIO;
-    static const char *const subs[] = {"agents", "clients", "operators"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(sub, sizeof sub, "%s/%s", fl->allow, subs[i]);
-        if (mkdir(sub, 0700) != 0)
-            return EF_EIO;
-    }
     snprintf(fl->coord_key, sizeof fl->coord_key, "%s/coordinator.key", fl->dir);
     snprintf(fl->coord_pub_path, sizeof fl->coord_pub_path, "%s/coordinator.pub", fl->dir);
     ef_errmsg em = {""};
@@ -112,9 +89,9 @@ static int fleet_start(const cbench_opts *o, fleet *fl)
     int rc = fleet_keys(o, fl);
     if (rc != 0)
         return rc;
-    snprintf(fl->agents_ep, sizeof fl->agents_ep, "tcp://127.0.0.1:%d", free_port());
-    snprintf(fl->clients_ep, sizeof fl->clients_ep, "tcp://127.0.0.1:%d", free_port());
-    snprintf(fl->telemetry_ep, sizeof fl->telemetry_ep, "tcp://127.0.0.1:%d", free_port());
+    snprintf(fl->agents_ep, sizeof fl->agents_ep, "tcp://127.0.0.1:%d", bench_free_port());
+    snprintf(fl->clients_ep, sizeof fl->clients_ep, "tcp://127.0.0.1:%d", bench_free_port());
+    snprintf(fl->telemetry_ep, sizeof fl->telemetry_ep, "tcp://127.0.0.1:%d", bench_free_port());
     char log[4400];
     snprintf(log, sizeof log, "%s/coordinator.log", o->work_dir);
     char *argv[] = {(char *)o->coordinator_bin,

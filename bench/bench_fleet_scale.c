@@ -68,34 +68,10 @@ typedef struct {
     uint32_t epoch; /* resets sent to the workers */
 } scale_fleet;
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 static int mkdirs(scale_fleet *fl, const scale_opts *o, uint32_t n)
 {
     snprintf(fl->dir, sizeof fl->dir, "%s/n%u", o->work_dir, n);
-    snprintf(fl->allow, sizeof fl->allow, "%s/allow", fl->dir);
-    if (mkdir(fl->dir, 0700) != 0 || mkdir(fl->allow, 0700) != 0)
-        return EF_EIO;
-    static const char *const subs[] = {"agents", "clients", "operators"};
-    for (int i = 0; i < 3; i++) {
-        char sub[4300];
-        snprintf(sub, sizeof sub, "%s/%s", fl->allow, subs[i]);
-        if (mkdir(sub, 0700) != 0)
-            return EF_EIO;
-    }
-    return 0;
+    return bench_fleet_dirs(fl->dir, fl->allow, sizeof fl->allow);
 }
 
 /* Agent keys are made in memory (the harness never reads key files); only the .pub goes into
@@ -309,9 +285,9 @@ static int run_size(const scale_opts *o, uint32_t n, scale_result *r)
     /* A directory changed within two seconds makes ZAP read it at every handshake (file times
      * are coarse); a fleet's keys are older than its coordinator's start. */
     sleep(2);
-    snprintf(fl.agents_ep, sizeof fl.agents_ep, "tcp://127.0.0.1:%d", free_port());
-    snprintf(fl.clients_ep, sizeof fl.clients_ep, "tcp://127.0.0.1:%d", free_port());
-    snprintf(fl.telemetry_ep, sizeof fl.telemetry_ep, "tcp://127.0.0.1:%d", free_port());
+    snprintf(fl.agents_ep, sizeof fl.agents_ep, "tcp://127.0.0.1:%d", bench_free_port());
+    snprintf(fl.clients_ep, sizeof fl.clients_ep, "tcp://127.0.0.1:%d", bench_free_port());
+    snprintf(fl.telemetry_ep, sizeof fl.telemetry_ep, "tcp://127.0.0.1:%d", bench_free_port());
     uint64_t t0 = clock_mono_ns();
     fl.coordinator = spawn_coordinator(o, &fl);
     usleep(200 * 1000); /* the coordinator binds; the harness would only retry meanwhile */

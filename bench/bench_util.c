@@ -4,7 +4,11 @@
 #include "clock.h"
 #include "edgefleet.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -194,4 +198,33 @@ int bench_key_with_allow(const char *dir, const char *name, const char *allow_di
         return errmsg_set(em, EF_EIO, "%s: cannot write", pub);
     fprintf(f, "%s\n", kp->public_z85);
     return fclose(f) == 0 ? 0 : errmsg_set(em, EF_EIO, "%s: cannot write", pub);
+}
+
+int bench_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+int bench_fleet_dirs(const char *dir, char *allow, size_t cap)
+{
+    snprintf(allow, cap, "%s/allow", dir);
+    if (mkdir(dir, 0700) != 0 || mkdir(allow, 0700) != 0)
+        return EF_EIO;
+    static const char *const subs[] = {"agents", "clients", "operators"};
+    for (int i = 0; i < 3; i++) {
+        char sub[4400];
+        snprintf(sub, sizeof sub, "%s/%s", allow, subs[i]);
+        if (mkdir(sub, 0700) != 0)
+            return EF_EIO;
+    }
+    return 0;
 }

@@ -17,6 +17,13 @@ int bench_key_with_allow(const char *dir, const char *name, const char *allow_di
                          ef_errmsg *em);
 
 /* printf a progress line to stderr, prefixed with the seconds since the first call. */
+/* A free loopback port: bind port 0, read it back, close. The coordinator binds it a moment
+ * later; another process taking it in between would only make the run fail, loudly. -1 on
+ * error. */
+int bench_free_port(void);
+/* mkdir `dir` (0700) with allow/{agents,clients,operators} under it, the coordinator's
+ * --allow-dir; its path into allow[cap]. 0 or EF_EIO. */
+int bench_fleet_dirs(const char *dir, char *allow, size_t cap);
 void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Median of v[0..n) (v is reordered); 0 when n == 0. */
