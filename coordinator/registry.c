@@ -1,10 +1,12 @@
 /* The coordinator's agent table (see registry.h): a dense, growable array of agents, bounded by
  * max_agents, with hash indexes by id, routing id, key and name (registry_index.h) so a message
- * from one of 10,000 boards costs the same as from one of ten. Run by the coordinator's loop
- * thread only. */
+ * from one of 10,000 boards costs the same as from one of ten, and a per-model index
+ * (registry_models.h) so a pick or a Register does not walk the fleet either. Run by the
+ * coordinator's loop thread only. */
 #include "registry.h"
 
 #include "registry_index.h"
+#include "registry_models.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -24,6 +26,8 @@ struct registry {
     registry_params params;
     registry_agent *agents; /* [0, n) in use; grows by doubling up to max_agents */
     agent_hashes *hashes;   /* [0, n), beside agents */
+    rm_agent *rm;           /* [0, n), beside agents: their places in the model index */
+    rm_table models;
     size_t n;
     size_t cap;
     registry_index by_id, by_routing_id, by_key, by_name;
@@ -54,6 +58,7 @@ registry_t *registry_new(const registry_params *p)
         self->params.liveness = d.liveness;
     self->next_id = 1;
     self->median_dirty = true;
+    rm_table_init(&self->models);
     if (sodium_init() < 0) {
         free(self);
         return NULL;
@@ -69,6 +74,8 @@ void registry_destroy(registry_t **self_p)
     registry_t *self = *self_p;
     free(self->agents);
     free(self->hashes);
+    free(self->rm);
+    rm_table_free(&self->models);
     registry_index_free(&self->by_id);
     registry_index_free(&self->by_routing_id);
     registry_index_free(&self->by_key);
@@ -118,6 +125,16 @@ static registry_agent *find_mut(const registry_t *self, agent_id_t id)
 {
     long i = pos_of_id(self, id);
     return i < 0 ? NULL : &self->agents[i];
+}
+
+/* Re-files a in the model index after a change to its slots, speed, drain or credits; heard: a
+ * message came from it, so a pick that parked it as silent was wrong by now. */
+static void refile(registry_t *self, const registry_agent *a, bool heard)
+{
+    uint32_t pos = (uint32_t)(a - self->agents);
+    if (heard)
+        self->rm[pos].parked = false;
+    rm_update(&self->models, self->agents, self->rm, pos);
 }
 
 const registry_agent *registry_get(const registry_t *self, agent_id_t id)
@@ -288,8 +305,9 @@ static void index_at(registry_t *self, size_t i)
     registry_index_insert(&self->by_name, h->name, (uint32_t)i);
 }
 
-static void remove_at(registry_t *self, size_t i)
+static void remove_at(registry_t *self, size_t i, bool keep_empty)
 {
+    rm_remove(&self->models, self->agents, self->rm, (uint32_t)i, keep_empty);
     size_t last = self->n - 1;
     const agent_hashes *h = &self->hashes[i], *m = &self->hashes[last];
     registry_index_erase(&self->by_id, h->id, (uint32_t)i);
@@ -303,6 +321,8 @@ static void remove_at(registry_t *self, size_t i)
         registry_index_move(&self->by_name, m->name, (uint32_t)last, (uint32_t)i);
         self->agents[i] = self->agents[last];
         self->hashes[i] = self->hashes[last];
+        self->rm[i] = self->rm[last];
+        rm_move(&self->models, self->agents, self->rm, (uint32_t)last, (uint32_t)i);
     }
     self->n--;
     self->median_dirty = true;
@@ -326,6 +346,10 @@ static int ensure_room(registry_t *self)
     if (!hashes)
         return EF_ENOMEM;
     self->hashes = hashes;
+    rm_agent *rm = realloc(self->rm, cap * sizeof(*rm));
+    if (!rm)
+        return EF_ENOMEM;
+    self->rm = rm;
     registry_agent *grown = realloc(self->agents, cap * sizeof(*grown));
     if (!grown)
         return EF_ENOMEM;
@@ -400,16 +424,24 @@ static int sha_known(const uint8_t *sha)
 }
 
 /* Each of fresh's models must be the same file as a live agent's model of that name. */
-static int check_models_match(const registry_t *self, const registry_agent *fresh, uint64_t now_ms,
-                              ef_errmsg *reason)
+static int check_models_match(const registry_t *self, const registry_agent *fresh,
+                              const uint32_t *model_hashes, uint64_t now_ms, ef_errmsg *reason)
 {
     for (size_t m = 0; m < fresh->n_models; m++) {
         const registry_model *fm = &fresh->models[m];
         if (!sha_known(fm->sha256))
             continue;
-        for (size_t i = 0; i < self->n; i++) {
-            const registry_agent *a = &self->agents[i];
-            int mi = registry_model_index(a, fm->name);
+        uint32_t e = rm_find(&self->models, fm->name, model_hashes[m]);
+        if (e == RM_NONE)
+            continue;
+        const rm_model *entry = &self->models.models[e];
+        /* Every board with a known hash has this one: nothing to compare, however many. */
+        if (entry->sha_other == 0 &&
+            (entry->sha_same == 0 || memcmp(entry->sha, fm->sha256, REGISTRY_SHA256_LEN) == 0))
+            continue;
+        for (uint32_t k = 0; k < entry->n_members; k++) {
+            const registry_agent *a = &self->agents[entry->members[k].pos];
+            int mi = (int)entry->members[k].mi;
             if (mi < 0 || strcmp(a->key_id, fresh->key_id) == 0 ||
                 !sha_known(a->models[mi].sha256) || !registry_agent_live(self, a, now_ms) ||
                 memcmp(a->models[mi].sha256, fm->sha256, REGISTRY_SHA256_LEN) == 0)
@@ -436,7 +468,10 @@ int registry_register(registry_t *self, const registry_registration *reg, uint64
     int rc = fill_agent(self, &fresh, reg, now_ms, reason);
     if (rc != 0)
         return rc;
-    if ((rc = check_models_match(self, &fresh, now_ms, reason)) != 0)
+    uint32_t model_hashes[REGISTRY_MODELS_MAX];
+    for (size_t k = 0; k < fresh.n_models; k++)
+        model_hashes[k] = hash_str(self, fresh.models[k].name);
+    if ((rc = check_models_match(self, &fresh, model_hashes, now_ms, reason)) != 0)
         return rc;
     long old = -1;
     int rebind = 0;
@@ -454,15 +489,24 @@ int registry_register(registry_t *self, const registry_registration *reg, uint64
         memcpy(a->hostname, fresh.hostname, sizeof a->hostname);
         if (now_ms > a->last_seen_ms)
             a->last_seen_ms = now_ms;
+        refile(self, a, true);
         *id_out = a->id;
         return 0;
     }
     if (old < 0 && (rc = ensure_room(self)) != 0)
-        return errmsg_set(reason, rc, "register: agent table full (%u agents)",
+        return errmsg_set(reason, rc,
+                          rc == EF_EBUSY ? "register: agent table full (%u agents)"
+                                         : "register: out of memory (%u agents at most)",
                           self->params.max_agents);
+    if (rm_reserve(&self->models, &fresh, model_hashes) != 0)
+        return errmsg_set(reason, EF_ENOMEM, "register: out of memory");
+    uint32_t old_models[REGISTRY_MODELS_MAX];
+    size_t n_old = 0;
     if (old >= 0) {
         *replaced_out = self->agents[old].id;
-        remove_at(self, (size_t)old);
+        n_old = self->agents[old].n_models;
+        memcpy(old_models, self->rm[old].model, n_old * sizeof old_models[0]);
+        remove_at(self, (size_t)old, true); /* fresh may need the entries it leaves empty */
     }
     fresh.id = self->next_id++;
     if (self->next_id == AGENT_ID_NONE) /* 4 billion registrations: skip the sentinel */
@@ -473,6 +517,9 @@ int registry_register(registry_t *self, const registry_registration *reg, uint64
                                      hash_routing_id(self, fresh.routing_id, fresh.routing_id_len),
                                      hash_str(self, fresh.key_id), hash_str(self, fresh.name)};
     index_at(self, i);
+    rm_add(&self->models, self->agents, self->rm, (uint32_t)i, model_hashes);
+    for (size_t k = 0; k < n_old; k++)
+        rm_drop_if_empty(&self->models, old_models[k]);
     self->median_dirty = true;
     *id_out = fresh.id;
     return 0;
@@ -503,6 +550,7 @@ int registry_heartbeat(registry_t *self, agent_id_t id, const registry_load *loa
     a->heartbeat_ms = now_ms;
     if (now_ms > a->last_seen_ms)
         a->last_seen_ms = now_ms;
+    refile(self, a, true);
     return 0;
 }
 
@@ -513,6 +561,9 @@ int registry_touch(registry_t *self, agent_id_t id, uint64_t now_ms)
         return EF_ENOENT;
     if (now_ms > a->last_seen_ms)
         a->last_seen_ms = now_ms;
+    uint32_t pos = (uint32_t)(a - self->agents);
+    if (self->rm[pos].parked)
+        rm_unpark(&self->models, self->agents, self->rm, pos);
     return 0;
 }
 
@@ -524,6 +575,7 @@ int registry_set_drain(registry_t *self, agent_id_t id, bool enable)
     a->drain_ordered = enable;
     if (!enable)
         a->drain_reported = false; /* don't wait a heartbeat for the agent to echo the undrain */
+    refile(self, a, false);
     return 0;
 }
 
@@ -536,7 +588,7 @@ size_t registry_sweep(registry_t *self, uint64_t now_ms, agent_id_t *dead_out, s
             continue;
         }
         dead_out[n++] = self->agents[i].id;
-        remove_at(self, i); /* the last agent moved into i: look at i again */
+        remove_at(self, i, false); /* the last agent moved into i: look at i again */
     }
     return n;
 }
@@ -546,7 +598,7 @@ int registry_remove(registry_t *self, agent_id_t id)
     long i = pos_of_id(self, id);
     if (i < 0)
         return EF_ENOENT;
-    remove_at(self, (size_t)i);
+    remove_at(self, (size_t)i, false);
     return 0;
 }
 
@@ -582,6 +634,8 @@ int registry_credit_take(registry_t *self, agent_id_t id, size_t mi)
     if (mi >= a->n_models)
         return EF_EINVAL;
     a->models[mi].inflight++;
+    rm_update_one(&self->models, self->agents, self->rm, (uint32_t)(a - self->agents),
+                  (uint32_t)mi);
     return 0;
 }
 
@@ -596,5 +650,70 @@ int registry_credit_return(registry_t *self, agent_id_t id, size_t mi, bool serv
         a->models[mi].inflight--;
     if (served)
         a->served++;
+    rm_update_one(&self->models, self->agents, self->rm, (uint32_t)(a - self->agents),
+                  (uint32_t)mi);
     return 0;
+}
+
+double registry_load_score(const registry_agent *agent, size_t mi, double fallback_tps)
+{
+    const registry_model *m = &agent->models[mi];
+    double load = (double)m->inflight + 1, slots = m->total_slots ? m->total_slots : 1;
+    /* The same expressions as the model index's heap keys (registry_models.c), so the two
+     * orders agree exactly. */
+    if (agent->gen_tps > 0)
+        return load / (slots * agent->gen_tps);
+    return load / slots / fallback_tps;
+}
+
+bool registry_pick(registry_t *self, const char *model, uint64_t now_ms, double fallback_tps,
+                   registry_pick_result *out)
+{
+    *out = (registry_pick_result){.agent = AGENT_ID_NONE, .mi = -1};
+    if (!model)
+        return false;
+    uint32_t m = rm_find(&self->models, model, hash_str(self, model));
+    if (m == RM_NONE)
+        return false;
+    for (int which = RM_MEASURED; which <= RM_UNMEASURED; which++) {
+        const rm_entry *e;
+        while ((e = rm_top(&self->models, m, which)) != NULL) {
+            const registry_agent *a = &self->agents[e->pos];
+            if (registry_agent_live(self, a, now_ms))
+                break;
+            rm_park(&self->models, self->agents, self->rm, e->pos); /* until heard again */
+        }
+        if (!e)
+            continue;
+        double score = which == RM_MEASURED ? e->key : e->key / fallback_tps;
+        if (out->agent == AGENT_ID_NONE || score < out->score ||
+            (score == out->score && e->id < out->agent))
+            *out = (registry_pick_result){.agent = e->id, .mi = (int)e->mi, .score = score};
+    }
+    return out->agent != AGENT_ID_NONE;
+}
+
+bool registry_model_declared(const registry_t *self, const char *model)
+{
+    return model && rm_find(&self->models, model, hash_str(self, model)) != RM_NONE;
+}
+
+void registry_model_iter_begin(const registry_t *self, const char *model, registry_model_iter *it)
+{
+    it->registry = self;
+    it->k = 0;
+    it->model = model ? rm_find(&self->models, model, hash_str(self, model)) : RM_NONE;
+}
+
+const registry_agent *registry_model_iter_next(registry_model_iter *it, int *mi)
+{
+    if (it->model == RM_NONE)
+        return NULL;
+    const rm_model *e = &it->registry->models.models[it->model];
+    if (it->k >= e->n_members)
+        return NULL;
+    const rm_member *member = &e->members[it->k++];
+    if (mi)
+        *mi = (int)member->mi;
+    return &it->registry->agents[member->pos];
 }

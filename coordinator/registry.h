@@ -187,6 +187,39 @@ int registry_model_index(const registry_agent *agent, const char *model);
 /* Credits of agent for model index mi: total_slots - inflight, 0 when none. */
 uint32_t registry_free_slots(const registry_agent *agent, size_t mi);
 
+/* Per-slot load of (agent, model index mi) with one more request, in capacity units: the
+ * agent whose share of work is furthest below its share of capacity has the lowest.
+ * (inflight + 1) / (total_slots * gen_tps), with ((inflight + 1) / total_slots) / fallback_tps
+ * for an agent that has not measured its speed (gen_tps 0), so registry_pick's order and this
+ * agree to the bit. */
+double registry_load_score(const registry_agent *agent, size_t mi, double fallback_tps);
+
+typedef struct {
+    agent_id_t agent; /* AGENT_ID_NONE when nothing can take the model now */
+    int mi;           /* model index on it */
+    double score;     /* its registry_load_score */
+} registry_pick_result;
+
+/* The best agent for one more request of model: among live, non-draining agents serving it
+ * with a free slot, the lowest registry_load_score (ties to the lower id). Returns true and
+ * fills *out, or false (out->agent = AGENT_ID_NONE). O(log agents): a per-model heap kept up
+ * to date by every call below that changes slots, speed, drain or credits. An agent found
+ * silent is parked out of the heaps until its next message, so it costs one look, once. */
+bool registry_pick(registry_t *self, const char *model, uint64_t now_ms, double fallback_tps,
+                   registry_pick_result *out);
+
+/* True when some agent in the table (live or not) declares model. O(1). */
+bool registry_model_declared(const registry_t *self, const char *model);
+
+/* The agents declaring one model, without walking the table: begin, then next until NULL.
+ * next writes the model's index on the agent to *mi. Valid until the registry changes. */
+typedef struct {
+    const registry_t *registry;
+    uint32_t model, k;
+} registry_model_iter;
+void registry_model_iter_begin(const registry_t *self, const char *model, registry_model_iter *it);
+const registry_agent *registry_model_iter_next(registry_model_iter *it, int *mi);
+
 /* Median of the measured gen_tps (> 0) over the table; 0 when no agent has measured one. Cached,
  * recomputed after heartbeats change speeds. */
 double registry_median_gen_tps(registry_t *self);

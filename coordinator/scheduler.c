@@ -305,11 +305,7 @@ static void place(scheduler_t *self, uint32_t slot, const sched_pick *p, uint64_
 
 static bool model_declared(const scheduler_t *self, const char *model)
 {
-    size_t n = registry_count(self->registry);
-    for (size_t i = 0; i < n; i++)
-        if (registry_model_index(registry_at(self->registry, i), model) >= 0)
-            return true;
-    return false;
+    return registry_model_declared(self->registry, model);
 }
 
 int sched_queue_index(const scheduler_t *self, const char *model)
@@ -470,9 +466,10 @@ size_t scheduler_expire(scheduler_t *self, uint64_t now_ms, sched_request *out, 
 
 static bool has_candidate(const scheduler_t *self, const char *model, uint64_t now_ms)
 {
-    size_t n = registry_count(self->registry);
-    for (size_t i = 0; i < n; i++)
-        if (sched_candidate_model(self, registry_at(self->registry, i), model, now_ms) >= 0)
+    registry_model_iter it;
+    registry_model_iter_begin(self->registry, model, &it);
+    for (const registry_agent *a; (a = registry_model_iter_next(&it, NULL)) != NULL;)
+        if (sched_candidate_model(self, a, model, now_ms) >= 0)
             return true;
     return false;
 }

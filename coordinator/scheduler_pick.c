@@ -1,8 +1,15 @@
 /* The scheduler's choice of agent for one request (see scheduler.h): among live, non-draining
  * agents serving the model with a free credit, the lowest load per unit of capacity, or the
- * session's agent while it is within session_overload of that. O(agents) per decision, never
- * O(requests). Loop thread only. */
+ * session's agent while it is within session_overload of that. O(log agents) per decision (the
+ * registry's per-model heaps, registry_pick), never O(requests). Loop thread only. */
 #include "scheduler_internal.h"
+
+/* The fallback speed of agents that have not measured theirs (see sched_agent_speed). */
+static double fallback_speed(scheduler_t *self)
+{
+    double median = registry_median_gen_tps(self->registry);
+    return median > 0 ? median : self->params.default_gen_tps;
+}
 
 /* Per-slot speed used as weight: measured, else the fleet median, else the configured default,
  * so a board that has not reported yet is neither starved nor flooded. */
@@ -10,8 +17,7 @@ double sched_agent_speed(scheduler_t *self, const registry_agent *a)
 {
     if (a->gen_tps > 0)
         return a->gen_tps;
-    double median = registry_median_gen_tps(self->registry);
-    return median > 0 ? median : self->params.default_gen_tps;
+    return fallback_speed(self);
 }
 
 int sched_candidate_model(const scheduler_t *self, const registry_agent *a, const char *model,
@@ -22,30 +28,12 @@ int sched_candidate_model(const scheduler_t *self, const registry_agent *a, cons
     return registry_model_index(a, model);
 }
 
-/* Load after taking one more request, in capacity units: the agent with the lowest value is the
- * one whose share of work is furthest below its share of capacity. */
-static double load_score(scheduler_t *self, const registry_agent *a, int mi)
-{
-    const registry_model *m = &a->models[mi];
-    double capacity = (m->total_slots ? m->total_slots : 1) * sched_agent_speed(self, a);
-    return (m->inflight + 1) / capacity;
-}
-
 static bool pick_best(scheduler_t *self, const char *model, uint64_t now_ms, sched_pick *best)
 {
-    best->agent = AGENT_ID_NONE;
-    size_t n = registry_count(self->registry);
-    for (size_t i = 0; i < n; i++) {
-        const registry_agent *a = registry_at(self->registry, i);
-        int mi = sched_candidate_model(self, a, model, now_ms);
-        if (mi < 0 || registry_free_slots(a, (size_t)mi) == 0)
-            continue;
-        double score = load_score(self, a, mi);
-        if (best->agent == AGENT_ID_NONE || score < best->score ||
-            (score == best->score && a->id < best->agent))
-            *best = (sched_pick){.agent = a->id, .mi = mi, .score = score};
-    }
-    return best->agent != AGENT_ID_NONE;
+    registry_pick_result p;
+    bool found = registry_pick(self->registry, model, now_ms, fallback_speed(self), &p);
+    *best = (sched_pick){.agent = p.agent, .mi = p.mi, .score = p.score};
+    return found;
 }
 
 /* The best agent for r, or the session's agent while it is healthy, has a credit and its load is
@@ -61,7 +49,7 @@ bool sched_pick_for(scheduler_t *self, const record *r, uint64_t now_ms, sched_p
     int mi = a ? sched_candidate_model(self, a, r->req.model, now_ms) : -1;
     if (mi < 0 || registry_free_slots(a, (size_t)mi) == 0)
         return true;
-    double score = load_score(self, a, mi);
+    double score = registry_load_score(a, (size_t)mi, fallback_speed(self));
     if (score <= self->params.session_overload * out->score)
         *out = (sched_pick){.agent = held, .mi = mi, .score = score};
     return true;

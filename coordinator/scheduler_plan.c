@@ -28,10 +28,11 @@ static int by_weight_desc(const void *a, const void *b)
  * slots x speed (the batch will queue, but still lands where capacity is). Returns how many. */
 static size_t gather_shares(scheduler_t *self, const char *model, uint64_t now_ms, share *s)
 {
-    size_t k = 0, n = registry_count(self->registry);
+    size_t k = 0;
     double free_sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        const registry_agent *a = registry_at(self->registry, i);
+    registry_model_iter it;
+    registry_model_iter_begin(self->registry, model, &it);
+    for (const registry_agent *a; (a = registry_model_iter_next(&it, NULL)) != NULL;) {
         int mi = sched_candidate_model(self, a, model, now_ms);
         if (mi < 0)
             continue;
@@ -102,9 +103,9 @@ uint32_t sched_retry_for_tokens(scheduler_t *self, const char *model, double tok
                                 uint64_t now_ms)
 {
     double tps = 0;
-    size_t n = registry_count(self->registry);
-    for (size_t i = 0; i < n; i++) {
-        const registry_agent *a = registry_at(self->registry, i);
+    registry_model_iter it;
+    registry_model_iter_begin(self->registry, model, &it);
+    for (const registry_agent *a; (a = registry_model_iter_next(&it, NULL)) != NULL;) {
         int mi = sched_candidate_model(self, a, model, now_ms);
         if (mi >= 0)
             tps += a->models[mi].total_slots * sched_agent_speed(self, a);
