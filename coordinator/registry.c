@@ -35,6 +35,8 @@ struct registry {
     agent_id_t next_id;
     double median_tps; /* cached registry_median_gen_tps */
     bool median_dirty;
+    bool median_timed;  /* median_ms is set */
+    uint64_t median_ms; /* when registry_median_gen_tps_at last recomputed it */
 };
 
 registry_params registry_default_params(void)
@@ -623,6 +625,21 @@ double registry_median_gen_tps(registry_t *self)
     self->median_tps = k == 0 ? 0 : (k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2);
     free(v);
     self->median_dirty = false;
+    return self->median_tps;
+}
+
+double registry_median_gen_tps_at(registry_t *self, uint64_t now_ms)
+{
+    if (self->median_dirty && (!self->median_timed || now_ms < self->median_ms ||
+                               now_ms - self->median_ms >= REGISTRY_MEDIAN_REFRESH_MS)) {
+        self->median_timed = true;
+        self->median_ms = now_ms;
+        return registry_median_gen_tps(self);
+    }
+    if (!self->median_timed) { /* fresh from registry_median_gen_tps: its age starts now */
+        self->median_timed = true;
+        self->median_ms = now_ms;
+    }
     return self->median_tps;
 }
 

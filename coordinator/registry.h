@@ -224,6 +224,13 @@ const registry_agent *registry_model_iter_next(registry_model_iter *it, int *mi)
  * recomputed after heartbeats change speeds. */
 double registry_median_gen_tps(registry_t *self);
 
+/* The same, recomputed at most once per REGISTRY_MEDIAN_REFRESH_MS of now_ms while speeds keep
+ * changing: with thousands of boards each reporting a new speed every heartbeat, an exact
+ * median would be a sort of the fleet on every pick; a median a second old weighs a board that
+ * has not measured its speed just as well. */
+#define REGISTRY_MEDIAN_REFRESH_MS 1000u
+double registry_median_gen_tps_at(registry_t *self, uint64_t now_ms);
+
 /* Liveness window (ms) in use for an agent: liveness * its heartbeat interval. */
 uint64_t registry_liveness_window_ms(const registry_t *self, const registry_agent *agent);
 

@@ -86,7 +86,7 @@ uint32_t sched_hash(const uint8_t key[SCHED_HASH_KEY_LEN], const void *bytes, si
 
 record *sched_record(const scheduler_t *self, uint64_t ticket);
 void sched_detach(scheduler_t *self, uint32_t slot, bool served, sched_request *out);
-double sched_agent_speed(scheduler_t *self, const registry_agent *a);
+double sched_agent_speed(scheduler_t *self, const registry_agent *a, uint64_t now_ms);
 /* scheduler_pick.c: the best agent for r now (false: no credit for its model anywhere). */
 bool sched_pick_for(scheduler_t *self, const record *r, uint64_t now_ms, sched_pick *out);
 /* Model index when a is live, not draining and serves model; else -1. */

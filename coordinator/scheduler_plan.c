@@ -36,7 +36,7 @@ static size_t gather_shares(scheduler_t *self, const char *model, uint64_t now_m
         int mi = sched_candidate_model(self, a, model, now_ms);
         if (mi < 0)
             continue;
-        double speed = sched_agent_speed(self, a);
+        double speed = sched_agent_speed(self, a, now_ms);
         s[k] = (share){.agent = a->id, .weight = registry_free_slots(a, (size_t)mi) * speed};
         free_sum += s[k].weight;
         s[k].remainder = a->models[mi].total_slots * speed; /* the fallback weight, for now */
@@ -108,7 +108,7 @@ uint32_t sched_retry_for_tokens(scheduler_t *self, const char *model, double tok
     for (const registry_agent *a; (a = registry_model_iter_next(&it, NULL)) != NULL;) {
         int mi = sched_candidate_model(self, a, model, now_ms);
         if (mi >= 0)
-            tps += a->models[mi].total_slots * sched_agent_speed(self, a);
+            tps += a->models[mi].total_slots * sched_agent_speed(self, a, now_ms);
     }
     if (!(tps > 0))
         tps = self->params.default_gen_tps; /* no agent now: assume one slot will appear */

@@ -231,6 +231,14 @@ static void test_median_speed_ignores_unmeasured_agents(void **state)
         assert_int_equal(registry_heartbeat(reg, id, &hb, T0), 0);
     }
     assert_true(registry_median_gen_tps(reg) == 25); /* of 10, 20, 30, 40 */
+    assert_true(registry_median_gen_tps_at(reg, T0) == 25);
+    /* A new speed shows in the timed median only once its refresh interval has passed. */
+    registry_load fast = {.gen_tps = 100};
+    assert_int_equal(registry_heartbeat(reg, registry_find_name(reg, "sim-1"), &fast, T0 + 1), 0);
+    assert_true(registry_median_gen_tps_at(reg, T0 + 1) == 25);
+    assert_true(registry_median_gen_tps_at(reg, T0 + 999) == 25);
+    assert_true(registry_median_gen_tps_at(reg, T0 + 1000) == 35); /* of 20, 30, 40, 100 */
+    assert_true(registry_median_gen_tps(reg) == 35);
     registry_destroy(&reg);
 }
 
