@@ -16,7 +16,8 @@
  *    quiet client has at most one request of each other waiting client dispatched ahead of it.
  *    A requeued request keeps its place in its client's order, and its client, if it had nothing
  *    else waiting, gets the next turn (its turn was spent on a dispatch that failed). Deadlines
- *    still expire queued requests whoever's turn it is. Each pick costs O(log n + agents).
+ *    still expire queued requests whoever's turn it is. Each pick costs O(log n + log agents)
+ *    (registry_pick: per-model heaps in the registry).
  *  - Sizing: one flooding client fills at most max_per_client of a model's queue, so with
  *    max_per_client well below max_queued_per_model (defaults 512 and 4096: eight keys flooding
  *    at once before the queue is full) a flood from one key never makes another key busy; and
