@@ -165,6 +165,7 @@ int coord_options_parse(int argc, char **argv, coord_config *cfg)
         case 's':
         case 'm':
         case 'r':
+        case 'w':
         case 'B':
         case 'S': {
             const count_option *o = count_options;
