@@ -38,7 +38,7 @@ static void usage(FILE *out)
             "                             operators' history (default 600)\n"
             "  --zap-rate N               CURVE handshakes admitted per second, up to N at\n"
             "                             once after a quiet second; more wait their turn\n"
-            "                             (default %u; 0 = unlimited)\n"
+            "                             (0 = unlimited; default %u)\n"
             "  --http HOST:PORT           serve the OpenAI HTTP API there (off by default);\n"
             "                             HOST is numeric (127.0.0.1, [::1], 0.0.0.0)\n"
             "  --http-tls-cert FILE       PEM certificate chain: HTTPS (with --http-tls-key)\n"
