@@ -33,10 +33,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SCALE_MODEL       "scale-model"
-#define SCALE_MAX_SIZES   8
-#define SCALE_PER_WORKER  2500 /* harness agents per process: ~2 fds each, under 20k */
-#define SCALE_MAX_WORKERS 16
+#define SCALE_MODEL          "scale-model"
+#define SCALE_MAX_SIZES      8
+#define SCALE_PER_WORKER     2500 /* harness agents per process: ~2 fds each, under 20k */
+#define SCALE_MAX_WORKERS    16
+#define SCALE_MAX_COORD_ARGS 8
 
 typedef struct {
     const char *coordinator_bin, *work_dir;
@@ -45,6 +46,8 @@ typedef struct {
     double window_s, route_s, register_timeout_s;
     int storm;
     int zmtp_ping; /* harness agents send ZMTP PINGs, as agents did before (a baseline) */
+    char *coord_args[SCALE_MAX_COORD_ARGS]; /* --coord-arg: more coordinator options */
+    int n_coord_args;
 } scale_opts;
 
 typedef struct {
@@ -110,20 +113,22 @@ static pid_t spawn_coordinator(const scale_opts *o, scale_fleet *fl)
 {
     char log[4400];
     snprintf(log, sizeof log, "%s/coordinator.log", fl->dir);
-    char *argv[] = {(char *)o->coordinator_bin,
-                    "--key",
-                    fl->coord_key,
-                    "--allow-dir",
-                    fl->allow,
-                    "--agents-endpoint",
-                    fl->agents_ep,
-                    "--clients-endpoint",
-                    fl->clients_ep,
-                    "--telemetry-endpoint",
-                    fl->telemetry_ep,
-                    "--log-level",
-                    "warn",
-                    NULL};
+    char *argv[16 + SCALE_MAX_COORD_ARGS] = {(char *)o->coordinator_bin,
+                                             "--key",
+                                             fl->coord_key,
+                                             "--allow-dir",
+                                             fl->allow,
+                                             "--agents-endpoint",
+                                             fl->agents_ep,
+                                             "--clients-endpoint",
+                                             fl->clients_ep,
+                                             "--telemetry-endpoint",
+                                             fl->telemetry_ep,
+                                             "--log-level",
+                                             "warn",
+                                             NULL};
+    for (int i = 0; i < o->n_coord_args; i++)
+        argv[13 + i] = o->coord_args[i];
     return bench_spawn(argv, log);
 }
 
@@ -197,9 +202,14 @@ static void fleet_command(scale_fleet *fl, char cmd)
 static double wait_registered(scale_fleet *fl, uint32_t n, double timeout_s, uint64_t t0_ns,
                               scale_probe *probe, scale_result *res)
 {
+    double next_note_s = 5;
     for (;;) {
         harness_report c = fleet_counts(fl);
         double s = (double)(clock_mono_ns() - t0_ns) / 1e9;
+        if (s >= next_note_s) { /* the shape of a slow registration, not only its end */
+            bench_progress("  %.0f s: %u registered", s, c.registered);
+            next_note_s += 5;
+        }
         res->registered = c.registered;
         res->refused = c.refused;
         if (c.registered >= n)
@@ -264,11 +274,17 @@ static void measure_storm(const scale_opts *o, scale_fleet *fl, scale_result *r)
     memset(fl->last, 0, sizeof fl->last);
     uint64_t t0 = clock_mono_ns();
     fl->coordinator = spawn_coordinator(o, fl);
+    bench_progress("N=%u: storm: coordinator restarted as pid %d", r->n, (int)fl->coordinator);
     scale_probe *probe = scale_probe_new(fl->clients_ep, &fl->client, fl->coord_pub, SCALE_MODEL);
     r->storm_s = wait_registered(fl, r->n, o->register_timeout_s, t0, probe, r);
     r->storm_back = r->registered;
     scale_probe_stats(probe, &r->storm_probes, &r->storm_failed, &r->storm_p50_ms, &r->storm_p99_ms,
                       &r->storm_max_ms);
+    const scale_probe_failure *why;
+    size_t n_why = scale_probe_failures(probe, &why);
+    for (size_t i = 0; i < n_why; i++)
+        bench_progress("N=%u: storm: %u probes failed with %d (%s)", r->n, why[i].count,
+                       why[i].code, why[i].message);
     scale_probe_destroy(&probe);
 }
 
@@ -376,6 +392,8 @@ static int parse_args(int argc, char **argv, scale_opts *o)
         i++;
         if (!strcmp(a, "--coordinator"))
             o->coordinator_bin = v;
+        else if (!strcmp(a, "--coord-arg") && o->n_coord_args < SCALE_MAX_COORD_ARGS)
+            o->coord_args[o->n_coord_args++] = (char *)v;
         else if (!strcmp(a, "--work-dir"))
             o->work_dir = v;
         else if (!strcmp(a, "--sizes")) {
@@ -411,7 +429,7 @@ int main(int argc, char **argv)
             stderr,
             "usage: bench_fleet_scale [--coordinator BIN] [--sizes 1,100,1000,10000] "
             "[--window-s 10] [--route-s 3] [--register-timeout-s 120] [--no-storm] [--zmtp-ping] "
-            "[--work-dir DIR]\n");
+            "[--work-dir DIR] [--coord-arg ARG]...\n");
         return 2;
     }
     if (sodium_init() < 0)

@@ -6,6 +6,7 @@
 #include "coord_client.h"
 #include "transport.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -109,7 +110,24 @@ struct scale_probe {
     int inflight;
     uint32_t failed, n;
     double *ms;
+    scale_probe_failure why[SCALE_PROBE_REASONS]; /* [0]: no answer in time; then by code */
+    size_t n_why;
 };
+
+/* Counts one failure under code (0 = timed out), keeping the first message seen for it. */
+static void note_failure(scale_probe *p, int32_t code, const char *message)
+{
+    size_t i = 0;
+    while (i < p->n_why && p->why[i].code != code)
+        i++;
+    if (i == p->n_why) {
+        if (p->n_why == SCALE_PROBE_REASONS)
+            return;
+        p->why[p->n_why++] = (scale_probe_failure){code, 0, ""};
+        snprintf(p->why[i].message, sizeof p->why[i].message, "%s", message ? message : "");
+    }
+    p->why[i].count++;
+}
 
 scale_probe *scale_probe_new(const char *endpoint, const keys_pair *keys, const char *server_pub,
                              const char *model)
@@ -141,16 +159,19 @@ void scale_probe_step(scale_probe *p, int wait_ms)
     if (coord_client_recv(p->c, wait_ms, &env, &got) == 0) {
         if (got == p->seq && is_end(env)) {
             p->inflight = 0;
-            if (env->body_case == EDGEFLEET__ENVELOPE__BODY_DONE && p->n < PROBE_MAX_SAMPLES)
+            if (env->body_case == EDGEFLEET__ENVELOPE__BODY_DONE && p->n < PROBE_MAX_SAMPLES) {
                 p->ms[p->n++] = (double)(clock_mono_ns() - p->sent_ns) / 1e6;
-            else
+            } else if (env->body_case == EDGEFLEET__ENVELOPE__BODY_ERROR) {
                 p->failed++;
+                note_failure(p, env->error->code, env->error->message);
+            }
         }
         codec_free(&env);
     }
     if (p->inflight && clock_mono_ns() - p->sent_ns > (uint64_t)SCALE_PROBE_TIMEOUT_MS * 1000000) {
         p->inflight = 0; /* its late reply is ignored: another seq is in flight by then */
         p->failed++;
+        note_failure(p, 0, "no Done or Error in time");
     }
 }
 
@@ -172,6 +193,12 @@ void scale_probe_stats(scale_probe *p, uint32_t *probes, uint32_t *failed, doubl
     *p50_ms = p->ms[(size_t)(0.50 * (p->n - 1))];
     *p99_ms = p->ms[(size_t)(0.99 * (p->n - 1))];
     *max_ms = p->ms[p->n - 1];
+}
+
+size_t scale_probe_failures(const scale_probe *p, const scale_probe_failure **out)
+{
+    *out = p ? p->why : NULL;
+    return p ? p->n_why : 0;
 }
 
 void scale_probe_destroy(scale_probe **p_p)

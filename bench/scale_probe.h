@@ -7,6 +7,7 @@
 
 #include "keys.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* ms for an OperatorCommand{STATUS} to come back, with *agents the agents it lists; -1 when no
@@ -28,6 +29,15 @@ void scale_probe_step(scale_probe *p, int wait_ms);
 /* Requests completed or failed so far, and the latency percentiles of the completed ones. */
 void scale_probe_stats(scale_probe *p, uint32_t *probes, uint32_t *failed, double *p50_ms,
                        double *p99_ms, double *max_ms);
+/* Why requests failed: code 0 = no Done or Error within SCALE_PROBE_TIMEOUT_MS, else the
+ * Error's EF_E* code, with the first message seen for it. Valid until the probe is destroyed. */
+typedef struct {
+    int32_t code;
+    uint32_t count;
+    char message[96];
+} scale_probe_failure;
+#define SCALE_PROBE_REASONS 8
+size_t scale_probe_failures(const scale_probe *p, const scale_probe_failure **out);
 void scale_probe_destroy(scale_probe **p_p);
 
 #define SCALE_PROBE_TIMEOUT_MS 5000

@@ -25,6 +25,12 @@
 #define COORD_CLIENTS_ENDPOINT   "tcp://*:7702"
 #define COORD_TELEMETRY_ENDPOINT "tcp://*:7703"
 
+/* Handshakes admitted per second by default: unlimited. On the 2-core bench box a bound never
+ * helped (1,000 and 3,000 boards: within the noise; 10,000: one run with 1000/s did worse), since
+ * a handshake's CURVE work is done before its ZAP request and one kept waiting past the 5 s
+ * handshake timeout is wasted and redials. bench/README.md "Fleet scale" has the figures. */
+#define COORD_ZAP_RATE_DEFAULT 0
+
 typedef struct {
     const char *agents_endpoint;
     const char *clients_endpoint;
@@ -39,6 +45,8 @@ typedef struct {
     uint32_t client_stall_ms; /* a client that takes none of its stream this long loses it */
     uint32_t max_resumes;     /* times one request's stream may move to another agent; 0 = never */
     uint32_t telemetry_window_s; /* seconds of samples kept per device; 0 = 600 */
+    uint32_t zap_rate; /* CURVE handshakes admitted per second (burst: one second's worth); 0 =
+                          unlimited. See COORD_ZAP_RATE_DEFAULT */
     /* the HTTP gateway (gateway.h): off unless http_listen is set */
     const char *http_listen;   /* --http HOST:PORT */
     const char *http_tls_cert; /* --http-tls-cert PEM */

@@ -36,6 +36,9 @@ static void usage(FILE *out)
             "                             0 = fail at once)\n"
             "  --telemetry-window-s N     seconds of telemetry samples kept per device for\n"
             "                             operators' history (default 600)\n"
+            "  --zap-rate N               CURVE handshakes admitted per second, up to N at\n"
+            "                             once after a quiet second; more wait their turn\n"
+            "                             (0 = unlimited; default %u)\n"
             "  --http HOST:PORT           serve the OpenAI HTTP API there (off by default);\n"
             "                             HOST is numeric (127.0.0.1, [::1], 0.0.0.0)\n"
             "  --http-tls-cert FILE       PEM certificate chain: HTTPS (with --http-tls-key)\n"
@@ -47,7 +50,8 @@ static void usage(FILE *out)
             "  --http-max-streams N       HTTP requests open at once (default 256)\n"
             "  --log-level debug|info|warn|error   (default info)\n"
             "  --help, --version\n"
-            "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n");
+            "exit codes: 0 stopped by signal, 1 runtime failure, 2 bad arguments or config\n",
+            COORD_ZAP_RATE_DEFAULT);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -77,6 +81,7 @@ static const struct option long_options[] = {{"help", no_argument, 0, 'h'},
                                              {"client-max", required_argument, 0, 'm'},
                                              {"max-resumes", required_argument, 0, 'r'},
                                              {"telemetry-window-s", required_argument, 0, 'w'},
+                                             {"zap-rate", required_argument, 0, 'Z'},
                                              {"http", required_argument, 0, 'W'},
                                              {"http-tls-cert", required_argument, 0, 'C'},
                                              {"http-tls-key", required_argument, 0, 'K'},
@@ -103,6 +108,7 @@ static const count_option count_options[] = {
     {'m', "client-max", 1, 1000000, offsetof(coord_config, client_max)},
     {'r', "max-resumes", 0, FLIGHT_RESUMES_MAX, offsetof(coord_config, max_resumes)},
     {'w', "telemetry-window-s", 10, 86400, offsetof(coord_config, telemetry_window_s)},
+    {'Z', "zap-rate", 0, 1000000, offsetof(coord_config, zap_rate)},
     {'B', "http-max-body", 1024, 1L << 30, offsetof(coord_config, http_max_body)},
     {'S', "http-max-streams", 1, 65536, offsetof(coord_config, http_max_streams)},
 };
@@ -165,6 +171,8 @@ int coord_options_parse(int argc, char **argv, coord_config *cfg)
         case 's':
         case 'm':
         case 'r':
+        case 'w':
+        case 'Z':
         case 'B':
         case 'S': {
             const count_option *o = count_options;

@@ -78,6 +78,7 @@ static int wire(coord *c)
         log_error("start-up failed: out of memory or ZeroMQ context");
         return 1;
     }
+    transport_set_zap_rate(c->transport, c->cfg.zap_rate, 0);
     if (agents_link_open(c, &em) != 0 || frontend_open(c, &em) != 0 ||
         telemetry_open(c, &em) != 0) {
         log_error("%s", em.msg);
@@ -151,7 +152,8 @@ int main(int argc, char **argv)
                            .orphan_grace_ms = 30000,
                            .client_stall_ms = DELIVERY_STALL_MS,
                            .max_resumes = 3,
-                           .telemetry_window_s = 600};
+                           .telemetry_window_s = 600,
+                           .zap_rate = COORD_ZAP_RATE_DEFAULT};
     int rc = coord_options_parse(argc, argv, &c.cfg);
     if (rc)
         return rc == 1 ? 0 : 2;

@@ -223,6 +223,29 @@ static int recv_one(tsock *s)
 /* An active idle handle only keeps the loop from blocking in poll; the prepare handle drains. */
 static void on_idle(uv_idle_t *h) { (void)h; }
 
+static void drain(tsock *s);
+static void on_pace_timer(uv_timer_t *h) { drain(h->data); }
+
+/* May a paced socket read one more message now? When not, the message stays queued in libzmq
+ * and the timer drains again when the bucket has a token (the fd gives no new edge for what
+ * is already queued). */
+static int pace_admit(tsock *s)
+{
+    uint64_t now = uv_now(s->t->loop);
+    if (token_bucket_take(&s->pace, now))
+        return 1;
+    if (!uv_is_active((uv_handle_t *)&s->pace_timer)) {
+        uint32_t wait = token_bucket_wait_ms(&s->pace, now);
+        uv_timer_start(&s->pace_timer, on_pace_timer, wait ? wait : 1, 0);
+        uint32_t held = 0;
+        if (ratelimit_check(s->t->rl, "zap pace", now, &held))
+            log_info("CURVE handshakes arrive faster than the %u/s admitted: the others wait "
+                     "their turn in ZeroMQ%s",
+                     s->pace.rate_per_s, held ? " (still so since the last such line)" : "");
+    }
+    return 0;
+}
+
 /* Deliver messages while ZMQ_EVENTS says readable. The callback may destroy this socket (or the
  * whole transport): memory stays valid until the close callbacks, and `closing` stops us. */
 static void drain(tsock *s)
@@ -236,6 +259,10 @@ static void drain(tsock *s)
         }
         if (batch == TSOCK_DRAIN_BATCH) {
             uv_idle_start(&s->idle, on_idle);
+            return;
+        }
+        if (s->paced && !pace_admit(s)) {
+            uv_idle_stop(&s->idle);
             return;
         }
         if (!recv_one(s)) {
@@ -298,8 +325,9 @@ tsock *transport_attach(transport *t, void *zsock, const char *endpoint, size_t 
     }
     uv_prepare_init(t->loop, &s->prepare);
     uv_idle_init(t->loop, &s->idle);
-    s->poll.data = s->prepare.data = s->idle.data = s;
-    s->handles_open = 3;
+    uv_timer_init(t->loop, &s->pace_timer);
+    s->poll.data = s->prepare.data = s->idle.data = s->pace_timer.data = s;
+    s->handles_open = 4;
     s->t = t;
     s->zsock = zsock;
     s->type = type;
@@ -337,6 +365,7 @@ void transport_close_sock(tsock *s)
     uv_close((uv_handle_t *)&s->poll, on_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
     uv_close((uv_handle_t *)&s->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&s->pace_timer, on_handle_closed);
     zmq_close(s->zsock);
     s->zsock = NULL;
 }
@@ -346,6 +375,7 @@ void transport_unref(tsock *s)
     uv_unref((uv_handle_t *)&s->poll);
     uv_unref((uv_handle_t *)&s->prepare);
     uv_unref((uv_handle_t *)&s->idle);
+    uv_unref((uv_handle_t *)&s->pace_timer);
 }
 
 /* ---- ZAP handler (RFC 27) -------------------------------------------------------------------- */
@@ -437,6 +467,17 @@ int transport_allow_dir(transport *t, const char *zap_domain, const char *dir)
 }
 
 const zap_allow *transport_allowlists(const transport *t) { return t ? t->allow : NULL; }
+
+int transport_set_zap_rate(transport *t, uint32_t per_s, uint32_t burst)
+{
+    if (!t || !t->zap)
+        return EF_EINVAL;
+    t->zap->paced = per_s > 0;
+    token_bucket_init(&t->zap->pace, per_s, burst, uv_now(t->loop));
+    if (!per_s)
+        uv_timer_stop(&t->zap->pace_timer);
+    return 0;
+}
 
 /* ---- sockets --------------------------------------------------------------------------------- */
 

@@ -72,6 +72,14 @@ void transport_destroy(transport **t_p);
  * with a warning. Returns 0, EF_EINVAL, EF_ENOMEM. Each admitted connection's messages carry
  * its User-Id and, as metadata ZAP_PROPERTY_KEY, its Z85 public key (tsock_peer_of). */
 int transport_allow_dir(transport *t, const char *zap_domain, const char *dir);
+/* Admit at most per_s CURVE handshakes a second (after a quiet spell, burst at once; 0 = per_s):
+ * the ZAP handler reads a request only with a token, and the others wait unread in libzmq, their
+ * handshakes paused, instead of being refused. libzmq drops a handshake not done within
+ * TSOCK_HANDSHAKE_IVL_MS (5 s, both ends): a peer kept waiting longer redials, so per_s times
+ * that should exceed the connections arriving at once. per_s 0 = unlimited (the default).
+ * Returns 0 or EF_EINVAL. */
+int transport_set_zap_rate(transport *t, uint32_t per_s, uint32_t burst);
+
 /* The allowlists given to transport_allow_dir (valid for the transport's life). */
 typedef struct zap_allow zap_allow;
 const zap_allow *transport_allowlists(const transport *t);

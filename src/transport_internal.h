@@ -5,6 +5,7 @@
 #define EF_TRANSPORT_INTERNAL_H
 
 #include "ratelimit.h"
+#include "token_bucket.h"
 #include "transport.h"
 #include "zap.h"
 
@@ -32,7 +33,13 @@ struct tsock {
     uv_poll_t poll;       /* ZMQ_FD readable: something happened, check ZMQ_EVENTS */
     uv_prepare_t prepare; /* re-check ZMQ_EVENTS before the loop blocks: a send can eat the edge */
     uv_idle_t idle;       /* running only while a drain batch left messages behind */
-    int handles_open;     /* close callbacks still to come; memory freed at 0 */
+    /* Receive pacing (the ZAP handler, transport_set_zap_rate): with paced set, a message is
+     * read only with a token from pace; the rest wait unread in libzmq, and pace_timer drains
+     * again when the next token is due. */
+    int paced;
+    token_bucket pace;
+    uv_timer_t pace_timer;
+    int handles_open; /* close callbacks still to come; memory freed at 0 */
     int closing;
     tsock *prev, *next;
     char endpoint[128]; /* for log lines */

@@ -256,6 +256,33 @@ static void test_allowed_client_gets_an_encrypted_reply_and_a_user_id(void **sta
     assert_null(alice);
 }
 
+/* With the ZAP handler paced (1 at once, then 2 a second), three clients arriving together are
+ * all admitted, none refused, and the third no sooner than a second later: its handshake waited
+ * in libzmq. Only a lower bound on time is asserted (a slow box only makes it later), and the
+ * wait (~1 s) is far under the 5 s handshake timeout. */
+static void test_handshakes_over_the_zap_rate_wait_their_turn_instead_of_being_refused(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(transport_set_zap_rate(f->t, 2, 1), 0);
+    uint64_t t0 = uv_hrtime();
+    inbox at[3] = {{0}};
+    const keys_pair *who[3] = {&f->alice, &f->oscar, &f->alice};
+    tsock *c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = open_client(f, f->endpoint, who[i], ZMQ_DEALER, &at[i]);
+        assert_int_equal(send_prompt(c[i], NULL, 0, "paced"), 0);
+    }
+    assert_int_equal(run_until(f, &f->at_server.count, 3, DELIVERY_WAIT_MS), 3);
+    double waited_ms = (double)(uv_hrtime() - t0) / 1e6;
+    assert_true(waited_ms >= 900); /* tokens at 0, 500 and 1000 ms */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(run_until(f, &at[i].count, 1, DELIVERY_WAIT_MS), 1);
+        tsock_destroy(&c[i]);
+    }
+    assert_int_equal(transport_set_zap_rate(f->t, 0, 0), 0); /* unlimited again */
+    assert_int_equal(transport_set_zap_rate(NULL, 1, 1), EF_EINVAL);
+}
+
 static void test_router_send_to_unknown_peer_fails_instead_of_vanishing(void **state)
 {
     fixture *f = *state;
@@ -695,6 +722,9 @@ int main(void)
             test_a_frame_at_the_limit_arrives_and_one_over_it_costs_only_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_refused_strangers_are_logged_once_a_second_with_a_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_handshakes_over_the_zap_rate_wait_their_turn_instead_of_being_refused, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_router_send_to_unknown_peer_fails_instead_of_vanishing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_burst_larger_than_one_drain_batch_is_fully_delivered,
