@@ -324,7 +324,7 @@ static void remove_at(registry_t *self, size_t i, bool keep_empty)
         self->agents[i] = self->agents[last];
         self->hashes[i] = self->hashes[last];
         self->rm[i] = self->rm[last];
-        rm_move(&self->models, self->agents, self->rm, (uint32_t)last, (uint32_t)i);
+        rm_move(&self->models, self->agents, self->rm, (uint32_t)i);
     }
     self->n--;
     self->median_dirty = true;
@@ -419,19 +419,13 @@ static int check_clash(registry_t *self, const registry_agent *fresh, uint64_t n
     return 0;
 }
 
-static int sha_known(const uint8_t *sha)
-{
-    static const uint8_t zero[REGISTRY_SHA256_LEN];
-    return memcmp(sha, zero, REGISTRY_SHA256_LEN) != 0;
-}
-
 /* Each of fresh's models must be the same file as a live agent's model of that name. */
 static int check_models_match(const registry_t *self, const registry_agent *fresh,
                               const uint32_t *model_hashes, uint64_t now_ms, ef_errmsg *reason)
 {
     for (size_t m = 0; m < fresh->n_models; m++) {
         const registry_model *fm = &fresh->models[m];
-        if (!sha_known(fm->sha256))
+        if (!rm_sha_known(fm->sha256))
             continue;
         uint32_t e = rm_find(&self->models, fm->name, model_hashes[m]);
         if (e == RM_NONE)
@@ -444,8 +438,8 @@ static int check_models_match(const registry_t *self, const registry_agent *fres
         for (uint32_t k = 0; k < entry->n_members; k++) {
             const registry_agent *a = &self->agents[entry->members[k].pos];
             int mi = (int)entry->members[k].mi;
-            if (mi < 0 || strcmp(a->key_id, fresh->key_id) == 0 ||
-                !sha_known(a->models[mi].sha256) || !registry_agent_live(self, a, now_ms) ||
+            if (strcmp(a->key_id, fresh->key_id) == 0 || !rm_sha_known(a->models[mi].sha256) ||
+                !registry_agent_live(self, a, now_ms) ||
                 memcmp(a->models[mi].sha256, fm->sha256, REGISTRY_SHA256_LEN) == 0)
                 continue;
             return errmsg_set(reason, EF_EMODEL,
@@ -500,7 +494,8 @@ int registry_register(registry_t *self, const registry_registration *reg, uint64
                           rc == EF_EBUSY ? "register: agent table full (%u agents)"
                                          : "register: out of memory (%u agents at most)",
                           self->params.max_agents);
-    if (rm_reserve(&self->models, &fresh, model_hashes) != 0)
+    uint32_t model_entries[REGISTRY_MODELS_MAX];
+    if (rm_reserve(&self->models, &fresh, model_hashes, model_entries) != 0)
         return errmsg_set(reason, EF_ENOMEM, "register: out of memory");
     uint32_t old_models[REGISTRY_MODELS_MAX];
     size_t n_old = 0;
@@ -519,7 +514,7 @@ int registry_register(registry_t *self, const registry_registration *reg, uint64
                                      hash_routing_id(self, fresh.routing_id, fresh.routing_id_len),
                                      hash_str(self, fresh.key_id), hash_str(self, fresh.name)};
     index_at(self, i);
-    rm_add(&self->models, self->agents, self->rm, (uint32_t)i, model_hashes);
+    rm_add(&self->models, self->agents, self->rm, (uint32_t)i, model_entries);
     for (size_t k = 0; k < n_old; k++)
         rm_drop_if_empty(&self->models, old_models[k]);
     self->median_dirty = true;

@@ -1,6 +1,8 @@
 /* Implementation of registry_models.h. */
 #include "registry_models.h"
 
+#include "grow.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,12 +99,6 @@ const rm_entry *rm_top(const rm_table *t, uint32_t m, int which)
 
 /* ---- entries ----------------------------------------------------------------------------- */
 
-static bool sha_known(const uint8_t *sha)
-{
-    static const uint8_t zero[REGISTRY_SHA256_LEN];
-    return memcmp(sha, zero, REGISTRY_SHA256_LEN) != 0;
-}
-
 static void free_entry(rm_table *t, uint32_t m)
 {
     rm_model *e = &t->models[m];
@@ -123,14 +119,8 @@ static uint32_t new_entry(rm_table *t, const char *name, uint32_t hash)
     if (m != RM_NONE) {
         t->free_head = t->models[m].next_free;
     } else {
-        if (t->n == t->cap) {
-            uint32_t cap = t->cap ? 2 * t->cap : 16;
-            rm_model *grown = realloc(t->models, cap * sizeof *grown);
-            if (!grown)
-                return RM_NONE;
-            t->models = grown;
-            t->cap = cap;
-        }
+        if (grow_array((void **)&t->models, &t->cap, (size_t)t->n + 1, sizeof *t->models) != 0)
+            return RM_NONE;
         m = t->n++;
     }
     rm_model *e = &t->models[m];
@@ -142,7 +132,9 @@ static uint32_t new_entry(rm_table *t, const char *name, uint32_t hash)
     return m;
 }
 
-/* Room for one more member in entry m: members and both heaps (a member is in at most one). */
+/* Room for one more member in entry m: members and both heaps (a member is in at most one).
+ * Not grow_array: its first 64 places would make each entry ~3.5 KiB, and a board may declare
+ * 16 names no other board has (an allowed peer is still untrusted); 4 keep that at ~220 bytes. */
 static int grow_entry(rm_model *e)
 {
     if (e->n_members < e->cap)
@@ -162,7 +154,7 @@ static int grow_entry(rm_model *e)
     return 0;
 }
 
-int rm_reserve(rm_table *t, const registry_agent *a, const uint32_t *hashes)
+int rm_reserve(rm_table *t, const registry_agent *a, const uint32_t *hashes, uint32_t *entries)
 {
     uint32_t made[REGISTRY_MODELS_MAX];
     size_t n_made = 0;
@@ -178,25 +170,26 @@ int rm_reserve(rm_table *t, const registry_agent *a, const uint32_t *hashes)
                 free_entry(t, made[--n_made]);
             return -1;
         }
+        entries[i] = m;
     }
     return 0;
 }
 
 void rm_add(rm_table *t, const registry_agent *agents, rm_agent *ra, uint32_t pos,
-            const uint32_t *hashes)
+            const uint32_t *entries)
 {
     const registry_agent *a = &agents[pos];
     rm_agent *r = &ra[pos];
     memset(r, 0, sizeof *r);
     for (uint32_t mi = 0; mi < a->n_models; mi++) {
         const registry_model *am = &a->models[mi];
-        uint32_t m = rm_find(t, am->name, hashes[mi]); /* rm_reserve made it, with room */
+        uint32_t m = entries[mi]; /* rm_reserve made it, with room */
         rm_model *e = &t->models[m];
         r->model[mi] = m;
         r->member_at[mi] = e->n_members;
         r->heap_at[mi] = RM_NONE;
         e->members[e->n_members++] = (rm_member){pos, mi};
-        if (!sha_known(am->sha256))
+        if (!rm_sha_known(am->sha256))
             continue;
         if (e->sha_same == 0 && e->sha_other == 0)
             memcpy(e->sha, am->sha256, REGISTRY_SHA256_LEN);
@@ -229,7 +222,7 @@ void rm_remove(rm_table *t, const registry_agent *agents, rm_agent *ra, uint32_t
             ra[moved.pos].member_at[moved.mi] = at;
         }
         const uint8_t *sha = a->models[mi].sha256;
-        if (sha_known(sha)) {
+        if (rm_sha_known(sha)) {
             if (memcmp(e->sha, sha, REGISTRY_SHA256_LEN) == 0)
                 e->sha_same--;
             else
@@ -240,9 +233,8 @@ void rm_remove(rm_table *t, const registry_agent *agents, rm_agent *ra, uint32_t
     }
 }
 
-void rm_move(rm_table *t, const registry_agent *agents, rm_agent *ra, uint32_t from, uint32_t to)
+void rm_move(rm_table *t, const registry_agent *agents, rm_agent *ra, uint32_t to)
 {
-    (void)from;
     const registry_agent *a = &agents[to];
     const rm_agent *r = &ra[to];
     for (uint32_t mi = 0; mi < a->n_models; mi++) {

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #define RM_NONE UINT32_MAX
 
@@ -64,30 +65,38 @@ typedef struct {
 
 typedef struct {
     rm_model *models; /* [0, n) ever used; free ones chained from free_head */
-    uint32_t n, cap, free_head;
+    size_t cap;
+    uint32_t n, free_head;
     registry_index by_name;
 } rm_table;
 
 /* An empty table (zeroed memory is not one: the free list needs its end mark). */
 void rm_table_init(rm_table *t);
 void rm_table_free(rm_table *t);
+/* A sha256 of all zeros means "not given". */
+static inline bool rm_sha_known(const uint8_t *sha)
+{
+    static const uint8_t zero[REGISTRY_SHA256_LEN];
+    return memcmp(sha, zero, REGISTRY_SHA256_LEN) != 0;
+}
 /* The entry for model (hash = its keyed hash), RM_NONE when no agent declares it. */
 uint32_t rm_find(const rm_table *t, const char *model, uint32_t hash);
 /* Makes sure adding agent a (not yet added) cannot fail: an entry for each of its models, each
- * with room for one more member. hashes[i] is the keyed hash of a->models[i].name. 0 or -1 (out
- * of memory; entries this call created are gone again). */
-int rm_reserve(rm_table *t, const registry_agent *a, const uint32_t *hashes);
-/* Files the agent at pos (after rm_reserve) under each of its models; hashes as there. */
+ * with room for one more member, written to entries[i] for a->models[i]. hashes[i] is the keyed
+ * hash of a->models[i].name. 0 or -1 (out of memory; entries this call created are gone again).
+ */
+int rm_reserve(rm_table *t, const registry_agent *a, const uint32_t *hashes, uint32_t *entries);
+/* Files the agent at pos under each of its models, in the entries rm_reserve gave. */
 void rm_add(rm_table *t, const registry_agent *agents, rm_agent *ra, uint32_t pos,
-            const uint32_t *hashes);
+            const uint32_t *entries);
 /* Takes the agent at pos out of every entry. An entry left without members is freed, unless
  * keep_empty: then the caller calls rm_drop_if_empty for each of them once it has added what
  * it reserved (a replacement may need the very entry its predecessor leaves). */
 void rm_remove(rm_table *t, const registry_agent *agents, rm_agent *ra, uint32_t pos,
                bool keep_empty);
 void rm_drop_if_empty(rm_table *t, uint32_t m);
-/* The agent at `from` now sits at `to` (agents[to] and ra[to] are already its). */
-void rm_move(rm_table *t, const registry_agent *agents, rm_agent *ra, uint32_t from, uint32_t to);
+/* An agent moved to position `to` (agents[to] and ra[to] are already its). */
+void rm_move(rm_table *t, const registry_agent *agents, rm_agent *ra, uint32_t to);
 /* Re-files the agent at pos in the heaps after its load, speed, slots, drain or parking changed;
  * rm_update_one for one of its models only (a credit taken or returned). */
 void rm_update(rm_table *t, const registry_agent *agents, rm_agent *ra, uint32_t pos);
